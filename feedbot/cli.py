@@ -1,0 +1,183 @@
+"""The `feedbot` command: thin click commands that parse arguments, call a service and print."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+import click
+
+from feedbot import __version__
+from feedbot.errors import FeedbotError
+
+EXIT_USAGE = 2  # bad configuration or arguments: nothing was written
+
+
+@dataclass
+class CliState:
+    """What the group options resolved to; the config is loaded only by commands that need it."""
+
+    config_option: str | None
+    verbosity: int
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    _config: Any = None
+
+    def config(self):
+        """Load and validate the configuration once, or exit 2 with the error."""
+        if self._config is None:
+            from feedbot.config import find_config, load_config
+
+            try:
+                self._config = load_config(find_config(self.config_option, self.env), self.env)
+            except FeedbotError as exc:
+                fail(str(exc), EXIT_USAGE)
+        return self._config
+
+    @property
+    def log_level(self) -> str:
+        """-v / -q adjust the configured level."""
+        if self.verbosity > 0:
+            return "debug"
+        if self.verbosity < 0:
+            return "warning" if self.verbosity == -1 else "error"
+        return self._config.log_level if self._config else "info"
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print one clear line to stderr and exit."""
+    click.echo(f"feedbot: {message}", err=True)
+    sys.exit(code)
+
+
+def not_built(command: str, issue: int) -> NoReturn:
+    """An honest answer for a command that a later issue fills in."""
+    fail(f"`{command}` is not built yet (tracked in issue {issue})", 1)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="feedbot")
+@click.option("--config", "-c", "config_option", metavar="FILE",
+              help="Configuration file (default: $FEEDBOT_CONFIG, ./feedbot.toml, /etc/feedbot/feedbot.toml).")
+@click.option("-v", "--verbose", count=True, help="More log output (debug).")
+@click.option("-q", "--quiet", count=True, help="Less log output (warnings, then errors only).")
+@click.pass_context
+def cli(ctx: click.Context, config_option: str | None, verbose: int, quiet: int) -> None:
+    """Watch Chinese climate-policy news and republish it as topic feeds and Telegram channels."""
+    ctx.obj = CliState(config_option=config_option, verbosity=verbose - quiet)
+
+
+@cli.command("check-config")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def check_config(state: CliState, as_json: bool) -> None:
+    """Validate the configuration and print it resolved (secrets redacted)."""
+    resolved = state.config().as_dict()
+    if as_json:
+        click.echo(json.dumps(resolved, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"configuration OK: {resolved['config_file'] or 'built-in defaults (no file found)'}")
+    click.echo(_toml_like(resolved))
+
+
+def _toml_like(data: dict[str, Any], prefix: str = "") -> str:
+    lines: list[str] = []
+    scalars = {k: v for k, v in data.items() if not isinstance(v, (dict, list))}
+    for key, value in scalars.items():
+        lines.append(f"{key} = {json.dumps(value, ensure_ascii=False)}")
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            lines.append(f"\n[{name}]")
+            lines.append(_toml_like(value, name + "."))
+        elif isinstance(value, list):
+            for item in value:
+                lines.append(f"\n[[{name}]]")
+                lines.append(_toml_like(item, name + "."))
+    return "\n".join(line for line in lines if line != "")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def status(state: CliState, as_json: bool) -> None:
+    """Show sources (last result, next check), articles per topic and the outbox."""
+    from feedbot.status import collect_status, render_status
+
+    config = state.config()
+    if not config.db_path.exists():
+        fail(f"no state yet at {config.db_path}: run `feedbot once` or `feedbot run` first", 1)
+    try:
+        report = collect_status(config)
+    except FeedbotError as exc:
+        fail(str(exc), 1)
+    click.echo(json.dumps(report, ensure_ascii=False, indent=2) if as_json else render_status(report))
+
+
+@cli.command()
+@click.pass_obj
+def run(state: CliState) -> None:
+    """Run the daemon: poll on schedule, publish feeds and Telegram messages, serve the web pages."""
+    state.config()
+    not_built("feedbot run", 7)
+
+
+@cli.command()
+@click.pass_obj
+def once(state: CliState) -> None:
+    """Run one full cycle (poll every source, classify, publish, drain) and exit."""
+    state.config()
+    not_built("feedbot once", 7)
+
+
+@cli.command()
+@click.pass_obj
+def demo(state: CliState) -> None:
+    """Run the whole pipeline offline against the bundled sample site on loopback."""
+    not_built("feedbot demo", 7)
+
+
+@cli.command()
+@click.argument("source_id")
+@click.option("--since", required=True, metavar="DATE", help="Fetch posts published on or after this date.")
+@click.pass_obj
+def backfill(state: CliState, source_id: str, since: str) -> None:
+    """Fetch a source's older posts on demand, politely."""
+    state.config()
+    not_built("feedbot backfill", 3)
+
+
+@cli.command()
+@click.argument("file", required=False, type=click.Path(dir_okay=False, allow_dash=True))
+@click.pass_obj
+def classify(state: CliState, file: str | None) -> None:
+    """Classify JSON-lines articles from FILE or stdin; one JSON line out per article."""
+    not_built("feedbot classify", 4)
+
+
+@cli.command("eval")
+@click.option("--corpus", required=True, type=click.Path(exists=True, dir_okay=False), help="Labelled JSON lines.")
+@click.pass_obj
+def evaluate(state: CliState, corpus: str) -> None:
+    """Precision, recall and F1 per topic on a labelled corpus, with the confusion."""
+    not_built("feedbot eval", 4)
+
+
+@cli.command()
+@click.argument("target")
+@click.pass_obj
+def explain(state: CliState, target: str) -> None:
+    """Show each topic's score, evidence and excerpt for one article (URL or file)."""
+    not_built("feedbot explain", 4)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="feedbot")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
+

@@ -1,0 +1,158 @@
+"""The shared vocabulary: frozen dataclasses passed between pipeline stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+DeliveryStatus = Literal["pending", "sending", "sent", "failed", "dropped"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One item as a source adapter found it, before normalization."""
+
+    source_id: str
+    key: str  # stable identity inside the source: canonical URL, guid, or a hash
+    url: str | None
+    title: str
+    body_html: str
+    published_at: datetime | None = None  # timezone-aware
+    updated_at: datetime | None = None
+    outlet: str | None = None  # the newspaper/agency that wrote it
+    origin_url: str | None = None  # the outlet's own URL, when the page links to it
+
+
+@dataclass(frozen=True)
+class Section:
+    """A run of paragraphs under one heading (heading is None for the lead)."""
+
+    heading: str | None
+    paragraphs: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        """The section as plain text, heading first."""
+        parts = ([self.heading] if self.heading else []) + list(self.paragraphs)
+        return "\n".join(parts)
+
+
+@dataclass(frozen=True)
+class Article:
+    """A normalized entry: sanitized HTML, plain text, paragraphs and sections."""
+
+    source_id: str
+    key: str
+    url: str | None
+    title: str
+    body_html: str  # sanitized
+    text: str
+    paragraphs: tuple[str, ...]
+    sections: tuple[Section, ...]
+    content_hash: str
+    published_at: datetime | None = None
+    updated_at: datetime | None = None
+    outlet: str | None = None
+    origin_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One matched term: where it matched and how much it contributed."""
+
+    term: str
+    where: Literal["title", "heading", "body"]
+    count: int
+    weight: float
+
+
+@dataclass(frozen=True)
+class TopicMatch:
+    """How one topic scored on one article."""
+
+    topic: str
+    score: float
+    matched: bool
+    evidence: tuple[Evidence, ...] = ()
+    excerpt: str = ""
+
+
+@dataclass(frozen=True)
+class Classification:
+    """The classifier's verdict on one article: every topic scored, some matched."""
+
+    matches: tuple[TopicMatch, ...] = ()
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        """Ids of the topics the article belongs to."""
+        return tuple(m.topic for m in self.matches if m.matched)
+
+    def match(self, topic: str) -> TopicMatch | None:
+        """The match for one topic, or None when it was not scored."""
+        return next((m for m in self.matches if m.topic == topic), None)
+
+
+@dataclass(frozen=True)
+class StoredArticle:
+    """An article as read back from the store, with its topics and excerpts."""
+
+    id: int
+    source_id: str
+    key: str
+    url: str | None
+    title: str
+    body_html: str
+    text: str
+    content_hash: str
+    published_at: datetime | None
+    updated_at: datetime | None
+    first_seen_at: datetime
+    outlet: str | None = None
+    origin_url: str | None = None
+    excerpts: dict[str, str] = field(default_factory=dict)  # topic -> excerpt
+    scores: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One outbox row: one article to one publishing target."""
+
+    id: int
+    article_id: int
+    topic: str
+    target: str  # e.g. "telegram:@chan"
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: datetime | None
+    message_id: int | None
+    last_error: str | None
+    content_hash: str | None  # the article version last sent (edits compare against it)
+    created_at: datetime
+    sent_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SourceState:
+    """A source's polling state as stored."""
+
+    id: str
+    kind: str
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    last_checked_at: datetime | None = None
+    last_ok_at: datetime | None = None
+    next_check_at: datetime | None = None
+    failures: int = 0
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    """What storing one article did."""
+
+    article_id: int
+    status: Literal["new", "updated", "unchanged"]
+    deliveries_added: int = 0
