@@ -1,0 +1,350 @@
+"""The composition root: builds every long-lived resource once, schedules polls, drains, serves, stops cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from feedbot.config import Config, SourceConfig
+from feedbot.errors import PublishError
+from feedbot.fetch import Fetcher
+from feedbot.metrics import Metrics
+from feedbot.notify import Notifier
+from feedbot.outbox import Outbox, targets_for
+from feedbot.pipeline import PollReport, poll_source, record_failure
+from feedbot.publish import feeds
+from feedbot.sources import make_source
+from feedbot.store import Store, utcnow
+
+log = logging.getLogger("feedbot")
+
+DRAIN_EVERY = 30.0  # seconds between outbox checks when nothing new arrived (retries come due)
+HEARTBEAT_EVERY = 15.0  # the scheduler proves it is alive this often
+STALL_AFTER = 120.0  # no heartbeat for this long: /healthz answers 503, the watchdog stops pinging
+FAILED_POLLS_UNHEALTHY = 3  # every source failed this many times in a row: unhealthy
+STOP_GRACE = 10.0  # seconds for in-flight polls to finish after SIGTERM
+ONCE_DRAIN_BUDGET = 30.0  # `feedbot once` sends what the rate limits allow within this many seconds
+
+
+@dataclass
+class CycleTotals:
+    """Running totals for the systemd status line."""
+
+    polls: int = 0
+    new: int = 0
+    updated: int = 0
+    failed: int = 0
+    last: dict[str, PollReport] = field(default_factory=dict)
+
+
+class Daemon:
+    """One process: scheduler, pipeline, publishers and web server around one store, one fetcher, one bot."""
+
+    def __init__(self, config: Config, env: Mapping[str, str], *, notifier: Notifier | None = None):
+        self.config = config
+        self.env = env
+        self.notifier = notifier or Notifier(env)
+        self.stop_event = asyncio.Event()
+        self.kick = asyncio.Event()  # something new to publish
+        self.totals = CycleTotals()
+        self.store: Store | None = None
+        self.fetcher: Fetcher | None = None
+        self.outbox: Outbox | None = None
+        self.commands: Any = None
+        self.web: Any = None
+        self.metrics: Metrics | None = None
+        self.scheduler: AsyncIOScheduler | None = None
+        self.sources: dict[str, Any] = {}
+        self.source_configs: dict[str, SourceConfig] = {s.id: s for s in config.sources}
+        self.targets = targets_for(config)
+        self.last_heartbeat = time.monotonic()
+        self._feeds_token: str | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._polls_in_flight: set[asyncio.Task] = set()
+        self._sender_close: Any = None
+
+    # ---- building and closing ------------------------------------------------------------------
+
+    async def open(self, *, web: bool = True) -> None:
+        """Build the long-lived resources: database, HTTP client, sources, publisher, web server."""
+        self.store = Store(self.config.db_path)
+        self.store.sync_sources((s.id, s.kind, s.url) for s in self.config.sources)
+        self.fetcher = Fetcher(self.config.fetch)
+        self.sources = {s.id: make_source(s, self.fetcher) for s in self.config.sources}
+        self.metrics = Metrics(self.store)
+        self.outbox = self._build_outbox()
+        if web and self.config.web.enabled:
+            from feedbot.web import create_app, start_web
+
+            app = create_app(self.config, self.store, metrics=lambda: self.metrics.render().decode(),
+                             health=self.health)
+            self.web = await start_web(app, self.config.web.host, self.config.web.port)
+            log.info("web server on http://%s:%d/ (public URL %s)", self.config.web.host, self.web.port,
+                     self.config.web.base_url)
+
+    def _build_outbox(self) -> Outbox | None:
+        if not any(self.targets.values()):
+            return None
+        tg = self.config.telegram
+        if tg.token is not None:
+            from feedbot.publish.telegram import TelegramSender
+
+            sender = TelegramSender(self.config, self.store)
+            self._sender_close = sender.close
+            self.commands = sender
+            name = "telegram"
+        else:
+            from feedbot.publish.console import ConsoleSender
+
+            sender = ConsoleSender(self.config)
+            name = "console"
+            log.info("no Telegram token (FEEDBOT_TELEGRAM_TOKEN): messages are printed to the console instead")
+        return Outbox(self.store, sender, self.targets, max_backlog=tg.max_backlog, edit_window=tg.edit_window,
+                      name=name)
+
+    async def close(self) -> None:
+        """Release everything, database last."""
+        if self.web is not None:
+            await self.web.close()
+        if self._sender_close is not None:
+            with contextlib.suppress(Exception):
+                await self._sender_close()
+        if self.fetcher is not None:
+            await self.fetcher.aclose()
+        if self.store is not None:
+            self.store.close()
+        self.notifier.close()
+
+    # ---- the work ------------------------------------------------------------------------------
+
+    async def poll(self, source_id: str) -> PollReport:
+        """Poll one source within its deadline, so a hung poll cannot block the next ones."""
+        config = self.source_configs[source_id]
+        deadline = max(self.config.fetch.deadline * 3, 60.0)
+        try:
+            async with asyncio.timeout(deadline):
+                report = await poll_source(self.sources[source_id], config, self.store, self.config.topics,
+                                           self.targets)
+        except TimeoutError:
+            report = _record_hung_poll(self.store, config, deadline)
+        self._account(report)
+        return report
+
+    def _account(self, report: PollReport) -> None:
+        t = self.totals
+        t.polls += 1
+        t.new += report.new
+        t.updated += report.updated
+        t.failed += report.result == "failed"
+        t.last[report.source_id] = report
+        if self.metrics is not None:
+            self.metrics.polls.labels(report.source_id, report.result).inc()
+            if report.new:
+                self.metrics.articles_seen.labels(report.source_id, "new").inc(report.new)
+            if report.updated:
+                self.metrics.articles_seen.labels(report.source_id, "updated").inc(report.updated)
+        if report.changed:
+            self.rebuild_feeds()
+            self.kick.set()
+        self.notifier.status(self.status_line())
+
+    def rebuild_feeds(self, *, force: bool = False) -> int:
+        """Rewrite the feed files whose content changed; skipped when no article changed."""
+        token = self.store.last_change()
+        if token == self._feeds_token and not force:
+            return 0
+        changed = feeds.rebuild_all(self.store, self.config)
+        self._feeds_token = token
+        if changed:
+            log.info("feeds: %d file(s) rewritten in %s", len(changed), self.config.feeds_dir)
+        return len(changed)
+
+    async def drain(self, budget: float | None = None) -> None:
+        """Send what is due; a rejected token stops the publisher, the feeds go on."""
+        if self.outbox is None:
+            return
+        try:
+            stats = await self.outbox.drain(self.stop_event, budget_seconds=budget)
+        except PublishError as exc:
+            log.error("telegram publisher stopped: %s; the feeds keep working", exc)
+            self.outbox = None
+            return
+        if self.metrics is not None:
+            for outcome in ("sent", "edited", "failed", "dropped", "retried"):
+                value = getattr(stats, outcome, 0)
+                if value:
+                    self.metrics.deliveries.labels(self.outbox.name, outcome).inc(value)
+            if stats.rate_limited:
+                self.metrics.rate_limited.inc(stats.rate_limited)
+        self.notifier.status(self.status_line())
+
+    def pending(self) -> int:
+        """Messages waiting in the outbox."""
+        return sum(r["n"] for r in self.store.delivery_counts() if r["status"] in ("pending", "sending"))
+
+    def status_line(self) -> str:
+        """The STATUS= line systemctl shows."""
+        t = self.totals
+        failing = [sid for sid, r in t.last.items() if r.result == "failed"]
+        line = (f"polled {len(t.last)} source(s) {t.polls} time(s), {t.new} new and {t.updated} updated "
+                f"article(s), {self.pending()} pending")
+        return line + (f"; failing: {', '.join(failing)}" if failing else "")
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """Unhealthy when the scheduler stalled or every source has failed for several polls."""
+        stalled = time.monotonic() - self.last_heartbeat > STALL_AFTER
+        states = self.store.source_states()
+        all_failing = bool(states) and all(s.failures >= FAILED_POLLS_UNHEALTHY for s in states)
+        detail = {
+            "scheduler": "stalled" if stalled else "running",
+            "sources": {s.id: {"failures": s.failures, "last_error": s.last_error} for s in states},
+            "pending": self.pending(),
+        }
+        return not (stalled or all_failing), detail
+
+    # ---- modes ---------------------------------------------------------------------------------
+
+    async def run_once(self) -> int:
+        """Poll every source, publish feeds, drain what the limits allow; exit 1 only when nothing could run."""
+        await self.open(web=False)
+        try:
+            reports = await asyncio.gather(*(self.poll(sid) for sid in self.sources))
+            self.rebuild_feeds(force=True)
+            await self.drain(budget=ONCE_DRAIN_BUDGET)
+            failed = [r for r in reports if r.result == "failed"]
+            if reports and len(failed) == len(reports):
+                log.error("every source failed; nothing new was fetched")
+                return 1
+            return 0
+        finally:
+            await self.close()
+
+    async def run_forever(self) -> int:
+        """The daemon: returns 0 after SIGTERM/SIGINT once in-flight work is done."""
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.request_stop, signum)
+        await self.open()
+        try:
+            self.rebuild_feeds(force=True)
+            self._start_scheduler()
+            self._tasks.append(asyncio.create_task(self._drain_loop(), name="drain"))
+            if self.notifier.watchdog_interval:
+                self._tasks.append(asyncio.create_task(self._watchdog_loop(), name="watchdog"))
+            if self.commands is not None and self.config.telegram.commands:
+                self._tasks.append(asyncio.create_task(self._commands_loop(), name="bot-commands"))
+            self.notifier.ready(self.status_line())
+            log.info("feedbot running: %d source(s), %d topic(s); SIGTERM to stop", len(self.sources),
+                     len(self.config.topics))
+            await self.stop_event.wait()
+            await self._shutdown()
+            return 0
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+            await self.close()
+
+    def request_stop(self, signum: int | None = None) -> None:
+        """Signal handler: stop scheduling and let in-flight work finish."""
+        if not self.stop_event.is_set():
+            log.info("%s received: finishing in-flight work", signal.Signals(signum).name if signum else "stop")
+            self.notifier.stopping()
+            self.stop_event.set()
+
+    def _start_scheduler(self) -> None:
+        self.scheduler = AsyncIOScheduler(timezone="UTC")
+        now = utcnow()
+        for sid, config in self.source_configs.items():
+            state = self.store.source_state(sid)
+            first = now
+            if state and state.next_check_at and state.next_check_at > now:
+                first = state.next_check_at  # restarted during an interval or a backoff: keep it
+            self.scheduler.add_job(
+                self._poll_job, IntervalTrigger(seconds=config.interval, jitter=config.interval * 0.1),
+                args=[sid], id=f"poll:{sid}", name=f"poll {sid}", next_run_time=first, max_instances=1,
+                coalesce=True, misfire_grace_time=max(30, int(config.interval / 2)))
+        self.scheduler.add_job(self._heartbeat, IntervalTrigger(seconds=HEARTBEAT_EVERY), id="heartbeat",
+                               max_instances=1, coalesce=True, next_run_time=now)
+        self.scheduler.start()
+
+    async def _heartbeat(self) -> None:
+        self.last_heartbeat = time.monotonic()
+
+    async def _poll_job(self, source_id: str) -> None:
+        if self.stop_event.is_set():
+            return
+        state = self.store.source_state(source_id)
+        # Failing sources back off beyond their interval: skip the ticks until the backoff is over.
+        if state and state.failures and state.next_check_at and state.next_check_at > utcnow() + timedelta(seconds=1):
+            return
+        task = asyncio.current_task()
+        self._polls_in_flight.add(task)
+        try:
+            await self.poll(source_id)
+        finally:
+            self._polls_in_flight.discard(task)
+
+    async def _drain_loop(self) -> None:
+        while not self.stop_event.is_set():
+            await self.drain()
+            self.kick.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(DRAIN_EVERY):
+                    await _first_of(self.kick, self.stop_event)
+
+    async def _watchdog_loop(self) -> None:
+        while not self.stop_event.is_set():
+            # A stalled scheduler is a hung daemon: stop pinging and let systemd restart us.
+            if time.monotonic() - self.last_heartbeat <= STALL_AFTER:
+                self.notifier.watchdog()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.notifier.watchdog_interval):
+                    await self.stop_event.wait()
+
+    async def _commands_loop(self) -> None:
+        try:
+            await self.commands.run_commands(self.stop_event)
+        except PublishError as exc:
+            log.error("bot commands stopped: %s", exc)
+
+    async def _shutdown(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        polls = list(self._polls_in_flight)
+        if polls:
+            _, late = await asyncio.wait(polls, timeout=STOP_GRACE)
+            for task in late:
+                task.cancel()
+        # The drain returns after the message in flight; the others only wait on the stop event.
+        done, late = await asyncio.wait(self._tasks, timeout=STOP_GRACE) if self._tasks else (set(), set())
+        for task in late:
+            task.cancel()
+        for task in done:
+            if not task.cancelled() and task.exception():
+                log.error("%s ended with an error: %s", task.get_name(), task.exception())
+        log.info("stopped")
+
+
+async def _first_of(*events: asyncio.Event) -> None:
+    waiters = [asyncio.create_task(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+def _record_hung_poll(store: Store, config: SourceConfig, deadline: float) -> PollReport:
+    state = store.source_state(config.id)
+    return record_failure(store, config, f"poll did not finish within {deadline:.0f}s and was cut off",
+                          state.failures if state else 0, utcnow())

@@ -1,0 +1,105 @@
+"""One poll of one source, end to end: entries → articles → store new/changed → classify → outbox rows."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from feedbot.classify import classify
+from feedbot.config import SourceConfig
+from feedbot.errors import FeedbotError, FetchError, StateError
+from feedbot.rules import TopicRules
+from feedbot.sources import Source
+from feedbot.sources.schedule import next_check_failed, next_check_ok
+from feedbot.store import Store, utcnow
+from feedbot.text import normalize
+
+log = logging.getLogger("feedbot.poll")
+
+
+@dataclass(frozen=True)
+class PollReport:
+    """What one poll of one source did, for logs, metrics and the systemd status line."""
+
+    source_id: str
+    result: Literal["ok", "not_modified", "failed"]
+    new: int = 0
+    updated: int = 0
+    deliveries: int = 0
+    item_errors: int = 0
+    error: str | None = None
+    next_check_at: datetime | None = None
+
+    @property
+    def changed(self) -> bool:
+        """True when the feeds need a rebuild."""
+        return bool(self.new or self.updated)
+
+    def line(self) -> str:
+        """One log line per poll result."""
+        if self.result == "failed":
+            return f"{self.source_id}: poll failed: {self.error} (next try {self.next_check_at:%H:%M:%S})"
+        if self.result == "not_modified":
+            return f"{self.source_id}: not modified"
+        extra = f", {self.item_errors} post(s) failed and will be retried" if self.item_errors else ""
+        return (f"{self.source_id}: {self.new} new, {self.updated} updated, "
+                f"{self.deliveries} message(s) queued{extra}")
+
+
+async def poll_source(source: Source, config: SourceConfig, store: Store, topics: Mapping[str, TopicRules],
+                      targets: Mapping[str, Sequence[str]], *, now: datetime | None = None,
+                      rng: random.Random | None = None) -> PollReport:
+    """Poll one source and store what it found; a failure is recorded on the source row, never raised.
+
+    Each article is one transaction (article + classification + deliveries). The source's validators
+    are stored last, so a crash mid-poll makes the next poll fetch the index again and pick up
+    whatever was not stored; what was stored is recognized by its key and not stored twice.
+    """
+    now = now or utcnow()
+    state = store.source_state(config.id)
+    failures = state.failures if state else 0
+    try:
+        result = await source.poll(state, store.known_keys(config.id), page_validators=store.page_validators)
+    except StateError:
+        raise
+    except FeedbotError as exc:
+        return record_failure(store, config, str(exc), failures, now, rng,
+                       exc.retry_after if isinstance(exc, FetchError) else None)
+    except Exception as exc:  # a bug in a parser must not stop the other sources
+        log.exception("%s: unexpected error while polling", config.id)
+        return record_failure(store, config, f"internal error: {type(exc).__name__}: {exc}", failures, now, rng)
+
+    new = updated = queued = 0
+    for entry in result.entries:
+        article = normalize(entry)
+        saved = store.save_article(article, classify(article, topics), targets, now=now)
+        new += saved.status == "new"
+        updated += saved.status == "updated"
+        queued += saved.deliveries_added
+    for page in result.pages:
+        store.record_page(page.url, config.id, etag=page.etag, last_modified=page.last_modified,
+                          content_hash=page.content_hash, fetched_at=now)
+    next_check = next_check_ok(now, config.interval, rng)
+    store.record_poll_ok(config.id, etag=result.etag, last_modified=result.last_modified, checked_at=now,
+                         next_check_at=next_check)
+    for warning in result.warnings:
+        log.warning("%s: %s", config.id, warning)
+    report = PollReport(config.id, "not_modified" if result.not_modified and not result.entries else "ok",
+                        new=new, updated=updated, deliveries=queued, item_errors=len(result.errors),
+                        next_check_at=next_check)
+    log.info(report.line())
+    return report
+
+
+def record_failure(store: Store, config: SourceConfig, error: str, failures: int, now: datetime,
+                   rng: random.Random | None = None, retry_after: float | None = None) -> PollReport:
+    """Record a failed poll on the source row, with its backoff, and log one line."""
+    next_check = next_check_failed(now, config.interval, failures + 1, retry_after, rng)
+    store.record_poll_failure(config.id, error=error, checked_at=now, next_check_at=next_check)
+    report = PollReport(config.id, "failed", error=error, next_check_at=next_check)
+    log.warning(report.line())
+    return report
