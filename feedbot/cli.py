@@ -116,27 +116,59 @@ def status(state: CliState, as_json: bool) -> None:
     click.echo(json.dumps(report, ensure_ascii=False, indent=2) if as_json else render_status(report))
 
 
+def _start_logging(state: CliState, config) -> None:
+    from feedbot.logs import setup_logging
+
+    token = config.telegram.token.reveal() if config.telegram.token else ""
+    setup_logging(state.log_level, env=state.env, secrets=[token])
+
+
+def _run_async(coroutine) -> int:
+    import asyncio
+
+    try:
+        return asyncio.run(coroutine)
+    except FeedbotError as exc:
+        fail(str(exc), 1)
+
+
 @cli.command()
 @click.pass_obj
 def run(state: CliState) -> None:
     """Run the daemon: poll on schedule, publish feeds and Telegram messages, serve the web pages."""
-    state.config()
-    not_built("feedbot run", 7)
+    from feedbot.daemon import Daemon
+
+    config = state.config()
+    _start_logging(state, config)
+    sys.exit(_run_async(Daemon(config, state.env).run_forever()))
 
 
 @cli.command()
 @click.pass_obj
 def once(state: CliState) -> None:
     """Run one full cycle (poll every source, classify, publish, drain) and exit."""
-    state.config()
-    not_built("feedbot once", 7)
+    from feedbot.daemon import Daemon
+
+    config = state.config()
+    _start_logging(state, config)
+    sys.exit(_run_async(Daemon(config, state.env).run_once()))
 
 
 @cli.command()
+@click.option("--state-dir", type=click.Path(file_okay=False), default="state/demo", show_default=True,
+              help="Where the demo keeps its database and feeds.")
+@click.option("--port", type=int, default=8080, show_default=True, help="Web server port (0: any free port).")
+@click.option("--duration", type=float, default=None, help="Stop after this many seconds (default: Ctrl-C).")
 @click.pass_obj
-def demo(state: CliState) -> None:
+def demo(state: CliState, state_dir: str, port: int, duration: float | None) -> None:
     """Run the whole pipeline offline against the bundled sample site on loopback."""
-    not_built("feedbot demo", 7)
+    from pathlib import Path
+
+    from feedbot.demo import run_demo
+    from feedbot.logs import setup_logging
+
+    setup_logging(state.log_level, env=state.env)
+    sys.exit(_run_async(run_demo(Path(state_dir).resolve(), port, state.env, duration)))
 
 
 @cli.command()
@@ -154,23 +186,84 @@ def backfill(state: CliState, source_id: str, since: str) -> None:
 @click.pass_obj
 def classify(state: CliState, file: str | None) -> None:
     """Classify JSON-lines articles from FILE or stdin; one JSON line out per article."""
-    not_built("feedbot classify", 4)
+    from feedbot.classify import classify as classify_article
+    from feedbot.evaluate import classification_record, read_articles
+    from feedbot.rules import load_default_topics
+    from feedbot.text import normalize
+
+    topics = state.config().topics if state.config_option else load_default_topics()
+    name = file if file and file != "-" else "<stdin>"
+    try:
+        with click.open_file(file or "-", encoding="utf-8") as lines:
+            for entry in read_articles(lines, name):
+                record = classification_record(entry.key, classify_article(normalize(entry), topics))
+                click.echo(json.dumps(record, ensure_ascii=False))
+    except OSError as exc:
+        fail(f"{name}: cannot read: {exc.strerror or exc}", EXIT_USAGE)
+    except FeedbotError as exc:
+        fail(str(exc), 1)
 
 
 @cli.command("eval")
 @click.option("--corpus", required=True, type=click.Path(exists=True, dir_okay=False), help="Labelled JSON lines.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def evaluate(state: CliState, corpus: str) -> None:
+def evaluate(state: CliState, corpus: str, as_json: bool) -> None:
     """Precision, recall and F1 per topic on a labelled corpus, with the confusion."""
-    not_built("feedbot eval", 4)
+    from feedbot.evaluate import evaluate as run_eval
+    from feedbot.evaluate import load_corpus, report_dict, write_report
+    from feedbot.rules import load_default_topics
+
+    topics = state.config().topics if state.config_option else load_default_topics()
+    try:
+        report = run_eval(load_corpus(corpus), topics)
+    except FeedbotError as exc:
+        fail(str(exc), EXIT_USAGE)
+    if as_json:
+        click.echo(json.dumps(report_dict(report), ensure_ascii=False, indent=2))
+    else:
+        write_report(report, click.get_text_stream("stdout"))
 
 
 @cli.command()
 @click.argument("target")
+@click.option("--id", "article_id", metavar="ID", help="Which article of a .jsonl file (default: the first).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def explain(state: CliState, target: str) -> None:
+def explain(state: CliState, target: str, article_id: str | None, as_json: bool) -> None:
     """Show each topic's score, evidence and excerpt for one article (URL or file)."""
-    not_built("feedbot explain", 4)
+    from feedbot.classify import explain as explain_article
+    from feedbot.evaluate import entry_from_file, entry_from_html, explanation_dict, write_explanation
+    from feedbot.rules import load_default_topics
+    from feedbot.text import normalize
+
+    topics = state.config().topics if state.config_option else load_default_topics()
+    try:
+        if target.startswith(("http://", "https://")):
+            import httpx
+
+            from feedbot.sources.jekyll import parse_post
+
+            try:
+                response = httpx.get(target, follow_redirects=True, timeout=30.0,
+                                     headers={"User-Agent": f"feedbot/{__version__} (explain)"})
+                response.raise_for_status()
+            except httpx.HTTPError as exc:
+                fail(f"{target}: cannot fetch: {exc}", 1)
+            try:
+                entry = parse_post(response.text, str(response.url), "explain")
+            except FeedbotError:  # not a post of the Jekyll site: read <h1> and <p> of any page
+                entry = entry_from_html(response.text, str(response.url))
+        else:
+            entry = entry_from_file(target, article_id)
+    except FeedbotError as exc:
+        fail(str(exc), 1)
+    article = normalize(entry)
+    scores = explain_article(article, topics)
+    if as_json:
+        click.echo(json.dumps(explanation_dict(article, scores), ensure_ascii=False, indent=2))
+    else:
+        write_explanation(article, scores, click.get_text_stream("stdout"))
 
 
 def main() -> None:

@@ -233,7 +233,7 @@ def _listen(value: Any, key: str, where: _Where) -> tuple[str, int]:
     _expect(value, str, key, where, 'a "host:port" string')
     host, sep, port = value.rpartition(":")
     host = host.strip("[]")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:  # 0: any free port (tests)
         raise where.error(key, f'bad listen address {value!r}: expected "host:port", e.g. "127.0.0.1:8080"')
     if host not in ("localhost", "") and not re.match(r"^[A-Za-z0-9.-]+$", host):
         try:

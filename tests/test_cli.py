@@ -72,5 +72,5 @@ def test_status_table_and_json(write_config, tmp_path):
 
 def test_unbuilt_commands_say_so_and_fail(write_config):
     path = write_config("")
-    result = run(["--config", str(path), "demo"])
+    result = run(["--config", str(path), "backfill", "x", "--since", "2024-01-01"])
     assert result.exit_code == 1 and "not built yet" in result.output
