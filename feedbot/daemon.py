@@ -20,7 +20,7 @@ from feedbot.errors import PublishError
 from feedbot.fetch import Fetcher
 from feedbot.metrics import Metrics
 from feedbot.notify import Notifier
-from feedbot.outbox import Outbox, targets_for
+from feedbot.outbox import PublisherUnauthorized, targets_for
 from feedbot.pipeline import PollReport, poll_source, record_failure
 from feedbot.publish import feeds
 from feedbot.sources import make_source
@@ -59,8 +59,7 @@ class Daemon:
         self.totals = CycleTotals()
         self.store: Store | None = None
         self.fetcher: Fetcher | None = None
-        self.outbox: Outbox | None = None
-        self.commands: Any = None
+        self.publisher: Any = None  # TelegramPublisher or ConsolePublisher: start, drain, run_commands, close
         self.web: Any = None
         self.metrics: Metrics | None = None
         self.scheduler: AsyncIOScheduler | None = None
@@ -71,7 +70,6 @@ class Daemon:
         self._feeds_token: str | None = None
         self._tasks: list[asyncio.Task] = []
         self._polls_in_flight: set[asyncio.Task] = set()
-        self._sender_close: Any = None
 
     # ---- building and closing ------------------------------------------------------------------
 
@@ -82,7 +80,7 @@ class Daemon:
         self.fetcher = Fetcher(self.config.fetch)
         self.sources = {s.id: make_source(s, self.fetcher) for s in self.config.sources}
         self.metrics = Metrics(self.store)
-        self.outbox = self._build_outbox()
+        self.publisher = self._build_publisher()
         if web and self.config.web.enabled:
             from feedbot.web import create_app, start_web
 
@@ -92,33 +90,25 @@ class Daemon:
             log.info("web server on http://%s:%d/ (public URL %s)", self.config.web.host, self.web.port,
                      self.config.web.base_url)
 
-    def _build_outbox(self) -> Outbox | None:
+    def _build_publisher(self) -> Any:
         if not any(self.targets.values()):
+            log.info("no topic has a Telegram chat configured: publishing feeds only")
             return None
-        tg = self.config.telegram
-        if tg.token is not None:
-            from feedbot.publish.telegram import TelegramSender
+        if self.config.telegram.token is not None:
+            from feedbot.publish.telegram import TelegramPublisher
 
-            sender = TelegramSender(self.config, self.store)
-            self._sender_close = sender.close
-            self.commands = sender
-            name = "telegram"
-        else:
-            from feedbot.publish.console import ConsoleSender
+            return TelegramPublisher(self.config, self.store)
+        from feedbot.publish.console import ConsolePublisher
 
-            sender = ConsoleSender(self.config)
-            name = "console"
-            log.info("no Telegram token (FEEDBOT_TELEGRAM_TOKEN): messages are printed to the console instead")
-        return Outbox(self.store, sender, self.targets, max_backlog=tg.max_backlog, edit_window=tg.edit_window,
-                      name=name)
+        log.info("no Telegram token (FEEDBOT_TELEGRAM_TOKEN): messages are printed to the console instead")
+        return ConsolePublisher(self.config, self.store)
 
     async def close(self) -> None:
         """Release everything, database last."""
         if self.web is not None:
             await self.web.close()
-        if self._sender_close is not None:
-            with contextlib.suppress(Exception):
-                await self._sender_close()
+        if self.publisher is not None:
+            await self.publisher.close()
         if self.fetcher is not None:
             await self.fetcher.aclose()
         if self.store is not None:
@@ -171,19 +161,24 @@ class Daemon:
 
     async def drain(self, budget: float | None = None) -> None:
         """Send what is due; a rejected token stops the publisher, the feeds go on."""
-        if self.outbox is None:
+        if self.publisher is None:
             return
+        name = self.publisher.outbox.name
         try:
-            stats = await self.outbox.drain(self.stop_event, budget_seconds=budget)
-        except PublishError as exc:
-            log.error("telegram publisher stopped: %s; the feeds keep working", exc)
-            self.outbox = None
+            stats = await self.publisher.drain(self.stop_event, budget_seconds=budget)
+        except PublisherUnauthorized as exc:
+            log.error("%s publisher stopped: %s", name, exc)
+            await self.publisher.close()
+            self.publisher = None
+            return
+        except PublishError as exc:  # e.g. the Bot API unreachable at start: try again next round
+            log.warning("%s: %s", name, exc)
             return
         if self.metrics is not None:
             for outcome in ("sent", "edited", "failed", "dropped", "retried"):
                 value = getattr(stats, outcome, 0)
                 if value:
-                    self.metrics.deliveries.labels(self.outbox.name, outcome).inc(value)
+                    self.metrics.deliveries.labels(name, outcome).inc(value)
             if stats.rate_limited:
                 self.metrics.rate_limited.inc(stats.rate_limited)
         self.notifier.status(self.status_line())
@@ -241,7 +236,7 @@ class Daemon:
             self._tasks.append(asyncio.create_task(self._drain_loop(), name="drain"))
             if self.notifier.watchdog_interval:
                 self._tasks.append(asyncio.create_task(self._watchdog_loop(), name="watchdog"))
-            if self.commands is not None and self.config.telegram.commands:
+            if self.config.telegram.token is not None and self.config.telegram.commands and self.publisher:
                 self._tasks.append(asyncio.create_task(self._commands_loop(), name="bot-commands"))
             self.notifier.ready(self.status_line())
             log.info("feedbot running: %d source(s), %d topic(s); SIGTERM to stop", len(self.sources),
@@ -313,7 +308,7 @@ class Daemon:
 
     async def _commands_loop(self) -> None:
         try:
-            await self.commands.run_commands(self.stop_event)
+            await self.publisher.run_commands(self.stop_event)
         except PublishError as exc:
             log.error("bot commands stopped: %s", exc)
 
