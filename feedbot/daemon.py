@@ -211,8 +211,8 @@ class Daemon:
 
     async def run_once(self) -> int:
         """Poll every source, publish feeds, drain what the limits allow; exit 1 only when nothing could run."""
-        await self.open(web=False)
         try:
+            await self.open(web=False)
             reports = await asyncio.gather(*(self.poll(sid) for sid in self.sources))
             self.rebuild_feeds(force=True)
             await self.drain(budget=ONCE_DRAIN_BUDGET)
@@ -229,8 +229,8 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop, signum)
-        await self.open()
         try:
+            await self.open()
             self.rebuild_feeds(force=True)
             self._start_scheduler()
             self._tasks.append(asyncio.create_task(self._drain_loop(), name="drain"))
