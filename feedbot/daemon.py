@@ -67,6 +67,8 @@ class Daemon:
         self.source_configs: dict[str, SourceConfig] = {s.id: s for s in config.sources}
         self.targets = targets_for(config)
         self.last_heartbeat = time.monotonic()
+        # A poll that hangs past this is cut off, so it cannot hold up the next ones.
+        self.poll_deadline = max(config.fetch.deadline * 3, 60.0)
         self._feeds_token: str | None = None
         self._tasks: list[asyncio.Task] = []
         self._polls_in_flight: set[asyncio.Task] = set()
@@ -120,7 +122,7 @@ class Daemon:
     async def poll(self, source_id: str) -> PollReport:
         """Poll one source within its deadline, so a hung poll cannot block the next ones."""
         config = self.source_configs[source_id]
-        deadline = max(self.config.fetch.deadline * 3, 60.0)
+        deadline = self.poll_deadline
         try:
             async with asyncio.timeout(deadline):
                 report = await poll_source(self.sources[source_id], config, self.store, self.config.topics,
