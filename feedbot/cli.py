@@ -52,11 +52,6 @@ def fail(message: str, code: int = 1) -> NoReturn:
     sys.exit(code)
 
 
-def not_built(command: str, issue: int) -> NoReturn:
-    """An honest answer for a command that a later issue fills in."""
-    fail(f"`{command}` is not built yet (tracked in issue {issue})", 1)
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="feedbot")
 @click.option("--config", "-c", "config_option", metavar="FILE",
@@ -177,8 +172,66 @@ def demo(state: CliState, state_dir: str, port: int, duration: float | None) -> 
 @click.pass_obj
 def backfill(state: CliState, source_id: str, since: str) -> None:
     """Fetch a source's older posts on demand, politely."""
-    state.config()
-    not_built("feedbot backfill", 3)
+    import asyncio
+    from datetime import date
+
+    from feedbot.classify import classify as classify_article
+    from feedbot.fetch import Fetcher
+    from feedbot.sources.jekyll import JekyllSource
+    from feedbot.store import Store
+    from feedbot.text import normalize
+
+    config = state.config()
+    source_config = next((s for s in config.sources if s.id == source_id), None)
+    if source_config is None:
+        fail(f"no source {source_id!r} in the configuration (have: {', '.join(s.id for s in config.sources)})",
+             EXIT_USAGE)
+    if source_config.kind != "jekyll":
+        fail(f"source {source_id!r} is a {source_config.kind!r} source: a feed holds only its current entries, "
+             "backfill needs a jekyll category page", EXIT_USAGE)
+    try:
+        first_day = date.fromisoformat(since)
+    except ValueError:
+        fail(f"--since {since!r}: expected a date like 2024-01-31", EXIT_USAGE)
+
+    async def run_backfill(store: Store):
+        async with Fetcher(config.fetch) as fetcher:
+            source = JekyllSource(source_config, fetcher)
+            bar = None
+
+            def on_plan(total: int) -> None:
+                nonlocal bar
+                click.echo(f"{source_id}: {total} older post(s) since {first_day} to fetch "
+                           f"({config.fetch.per_host} at a time, {config.fetch.delay:g}s apart)", err=True)
+                bar = click.progressbar(length=total, label="fetching", file=sys.stderr)
+                bar.__enter__()
+
+            def save(entry) -> str:
+                article = normalize(entry)
+                # Old posts go to the feeds and the store, not to chat channels: no bursts of old messages.
+                return store.save_article(article, classify_article(article, config.topics), {}).status
+
+            try:
+                return await source.backfill(first_day, store.known_keys(source_id), save, on_plan=on_plan,
+                                             on_post=lambda link, error: bar.update(1))
+            finally:
+                if bar is not None:
+                    bar.__exit__(None, None, None)
+
+    store = Store(config.db_path)
+    try:
+        store.sync_sources((s.id, s.kind, s.url) for s in config.sources)
+        report = asyncio.run(run_backfill(store))
+    except FeedbotError as exc:
+        fail(str(exc), 1)
+    finally:
+        store.close()
+    for error in report.errors:
+        click.echo(f"feedbot: {error}", err=True)
+    click.echo(f"{source_id}: {report.saved} of {report.planned} post(s) stored"
+               + (f", {len(report.errors)} failed (run again to retry them)" if report.errors else ""))
+    if report.errors and not report.saved:
+        sys.exit(1)
 
 
 @cli.command()

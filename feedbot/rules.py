@@ -234,6 +234,8 @@ def _build_topic(topic_id: str, table: Mapping[str, Any], base: TopicRules | Non
             min_focus=settings.min_focus, title_boost=settings.title_boost,
             heading_boost=settings.heading_boost,
         )
+    flags = {key: _bool(table.get(key, False), where, f"{path}.{key}")
+             for key in ("replace_terms", "replace_cooccur", "replace_exclude")}
     values: dict[str, Any] = {}
     for key in ("name", "description", "hashtag"):
         if key in table:
@@ -245,18 +247,15 @@ def _build_topic(topic_id: str, table: Mapping[str, Any], base: TopicRules | Non
         if key in table:
             values[key] = _number(table[key], where, f"{path}.{key}", high=1.0 if key == "min_focus" else None)
     if "terms" in table:
-        replace_terms = _bool(table.get("replace_terms", False), where, f"{path}.replace_terms")
-        values["terms"] = _merge_terms(base.terms, table["terms"], replace_terms, where, f"{path}.terms")
+        values["terms"] = _merge_terms(base.terms, table["terms"], flags["replace_terms"], where, f"{path}.terms")
     if "cooccur" in table:
-        replace_cooccur = _bool(table.get("replace_cooccur", False), where, f"{path}.replace_cooccur")
         added = _parse_cooccur(table["cooccur"], where, f"{path}.cooccur")
-        values["cooccur"] = added if replace_cooccur else _unique(base.cooccur + added)
+        values["cooccur"] = added if flags["replace_cooccur"] else _unique(base.cooccur + added)
     if "require_any" in table:
         values["require_any"] = _strings(table["require_any"], where, f"{path}.require_any")
     if "exclude" in table:
-        replace_exclude = _bool(table.get("replace_exclude", False), where, f"{path}.replace_exclude")
         for key, phrases in _parse_exclude(table["exclude"], where, f"{path}.exclude").items():
-            values[key] = phrases if replace_exclude else _unique(getattr(base, key) + phrases)
+            values[key] = phrases if flags["replace_exclude"] else _unique(getattr(base, key) + phrases)
     rules = replace(base, **values)
     if not rules.name:
         raise RulesError(f"{where}: {path}.name: required for a topic")

@@ -408,6 +408,68 @@ class Store:
                                 "AND status = 'pending'", [reason, did])
         return len(ids)
 
+    # ---- telegram / outbox (telegram engineer) ------------------------------------------------
+
+    def requeue_sending(self, targets: Iterable[str]) -> int:
+        """Rows left 'sending' by a killed process go back to pending (at most one duplicate each)."""
+        targets = list(targets)
+        if not targets:
+            return 0
+        cursor = self.db.execute(
+            f"UPDATE deliveries SET status = 'pending', last_error = 'interrupted while sending; resent' "
+            f"WHERE status = 'sending' AND target IN ({', '.join('?' * len(targets))})", targets)
+        return cursor.rowcount
+
+    def target_state(self, target: str) -> dict[str, Any] | None:
+        """One target's row: status, first_seen_at, retry_at, last_error (None when never seen)."""
+        rows = self._rows("SELECT * FROM targets WHERE target = ?", [target])
+        if not rows:
+            return None
+        row = rows[0]
+        return {"status": row["status"], "first_seen_at": from_db(row["first_seen_at"]),
+                "retry_at": from_db(row["retry_at"]), "last_error": row["last_error"]}
+
+    def set_target_state(self, target: str, status: str, *, error: str | None = None,
+                         retry_at: datetime | None = None, now: datetime | None = None) -> None:
+        """Upsert a target's state (ok, blocked, unauthorized); first_seen_at is kept from the first call."""
+        self.db.execute(
+            "INSERT INTO targets(target, status, first_seen_at, retry_at, last_error) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT(target) DO UPDATE SET status = excluded.status, retry_at = excluded.retry_at, "
+            "last_error = excluded.last_error",
+            [target, status, to_db(now or utcnow()), to_db(retry_at), error])
+
+    def sent_count(self, target: str) -> int:
+        """How many deliveries to a target were ever sent."""
+        return self.db.execute("SELECT COUNT(*) FROM deliveries WHERE target = ? AND status = 'sent'",
+                               [target]).fetchone()[0]
+
+    def delivery_total(self, target: str) -> int:
+        """How many deliveries a target has in any status."""
+        return self.db.execute("SELECT COUNT(*) FROM deliveries WHERE target = ?", [target]).fetchone()[0]
+
+    def enqueue(self, article_id: int, topic: str, target: str, now: datetime | None = None) -> bool:
+        """Add one pending delivery (no-op when the article already has one for the target)."""
+        cursor = self.db.execute(
+            "INSERT INTO deliveries(article_id, topic, target, status, attempts, created_at) "
+            "VALUES (?, ?, ?, 'pending', 0, ?) ON CONFLICT(article_id, target) DO NOTHING",
+            [article_id, topic, target, to_db(now or utcnow())])
+        return cursor.rowcount > 0
+
+    def edits_due(self, targets: Iterable[str], sent_since: datetime) -> list[Delivery]:
+        """Sent deliveries whose article changed since (content hash differs), sent after ``sent_since``."""
+        targets = list(targets)
+        if not targets:
+            return []
+        sql = ("SELECT d.* FROM deliveries d JOIN articles a ON a.id = d.article_id "
+               f"WHERE d.status = 'sent' AND d.target IN ({', '.join('?' * len(targets))}) "
+               "AND d.message_id IS NOT NULL AND d.content_hash IS NOT a.content_hash AND d.sent_at >= ? "
+               "ORDER BY d.sent_at, d.id")
+        return [_delivery(r) for r in self._rows(sql, [*targets, to_db(sent_since)])]
+
+    def mark_edited(self, delivery_id: int, *, content_hash: str, note: str | None = None) -> None:
+        """The sent message now shows this article version (sent_at stays: the edit window counts from it)."""
+        self.db.execute("UPDATE deliveries SET content_hash = ?, last_error = ? WHERE id = ?",
+                        [content_hash, note, delivery_id])
 
 # ---- row → dataclass ------------------------------------------------------------------------
 

@@ -68,9 +68,3 @@ def test_status_table_and_json(write_config, tmp_path):
     assert report["articles"]["total"] == 1
     assert {t["id"]: t["articles"] for t in report["topics"]}["carbon-market"] == 1
     assert report["deliveries"]["telegram:@cm_chan"]["by_status"] == {"pending": 1}
-
-
-def test_unbuilt_commands_say_so_and_fail(write_config):
-    path = write_config("")
-    result = run(["--config", str(path), "backfill", "x", "--since", "2024-01-01"])
-    assert result.exit_code == 1 and "not built yet" in result.output

@@ -1,0 +1,240 @@
+"""Polling benchmark: category-page parsing, 304 polls, and 1,000 RSS sources on loopback with latency.
+
+Run: .venv/bin/python benchmarks/bench_poll.py            (1,000 sources; ~1-2 minutes)
+     .venv/bin/python benchmarks/bench_poll.py --quick    (100 sources; seconds)
+
+The servers run in a separate process, so the CPU figures are the client's alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import multiprocessing
+import statistics
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import feedparser  # noqa: E402
+
+from feedbot.config import FetchConfig, SourceConfig  # noqa: E402
+from feedbot.fetch import Fetcher  # noqa: E402
+from feedbot.model import SourceState  # noqa: E402
+from feedbot.sources.feed import FeedSource  # noqa: E402
+from feedbot.sources.jekyll import JekyllSource, parse_category  # noqa: E402
+
+ENTRIES_PER_FEED = 20
+PARAGRAPH = "生态环境部有关负责人表示，将持续完善全国碳排放权交易市场制度体系，强化排放数据质量管理，稳步扩大行业覆盖范围。"
+
+
+# ---- the server process ----------------------------------------------------------------------
+
+
+def _rss(source: int, version: int) -> bytes:
+    start = datetime(2024, 5, 1, tzinfo=UTC) + timedelta(hours=version)
+    items = []
+    for n in range(ENTRIES_PER_FEED):
+        link = f"https://news{source}.example.org/{version}/{n}.html"
+        items.append(f"<item><title>第{source}号源 第{n}条 碳市场动态 v{version}</title><link>{link}</link>"
+                     f"<guid>{link}</guid><pubDate>{format_datetime(start - timedelta(minutes=n))}</pubDate>"
+                     f"<description>&lt;p&gt;{PARAGRAPH * 3}&lt;/p&gt;</description></item>")
+    return ('<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel>'
+            f"<title>源{source}</title><link>https://news{source}.example.org/</link><description>d</description>"
+            + "".join(items) + "</channel></rss>").encode()
+
+
+def _serve(conn, ports: int, latency: float, category_posts: int) -> None:
+    from aiohttp import web
+
+    from feedbot.sample_site import SampleSite
+
+    versions: dict[int, int] = {}
+    cache: dict[tuple[int, int], tuple[bytes, str]] = {}
+
+    async def feed(request: web.Request) -> web.Response:
+        await asyncio.sleep(latency)
+        source = int(request.match_info["n"])
+        version = versions.get(source, 0)
+        if (source, version) not in cache:
+            body = _rss(source, version)
+            cache[(source, version)] = (body, '"' + hashlib.sha1(body).hexdigest()[:16] + '"')
+        body, etag = cache[(source, version)]
+        if request.headers.get("If-None-Match") == etag:
+            return web.Response(status=304, headers={"ETag": etag})
+        return web.Response(body=body, headers={"ETag": etag, "Content-Type": "application/rss+xml"})
+
+    async def bump(request: web.Request) -> web.Response:
+        every = int(request.query["every"])
+        for source in range(0, int(request.query["sources"]), every):
+            versions[source] = versions.get(source, 0) + 1
+        return web.Response(text="ok")
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_get("/feed/{n}.xml", feed)
+        app.router.add_get("/_bump", bump)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        bound = []
+        for _ in range(ports):
+            site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+            await site.start()
+            bound.append(site._server.sockets[0].getsockname()[1])
+        jekyll = SampleSite(posts=[])
+        for n in range(category_posts):
+            jekyll.add_post(f"第{n}篇 关于碳市场和气候投融资的报道", ["正文。"])
+        await jekyll.start()
+        conn.send((bound, jekyll.category_url))
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+# ---- measurements ----------------------------------------------------------------------------
+
+
+class Clock:
+    """Wall and process-CPU time of a block."""
+
+    def __enter__(self) -> Clock:
+        self.wall0, self.cpu0 = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self.wall0
+        self.cpu = time.process_time() - self.cpu0
+
+
+async def poll_all(sources: list[FeedSource], states: list[SourceState | None]) -> list:
+    return await asyncio.gather(*(s.poll(st, set()) for s, st in zip(sources, states, strict=True)),
+                                return_exceptions=True)
+
+
+def states_from(results: list, urls: list[str]) -> list[SourceState]:
+    return [SourceState(id=f"s{i}", kind="feed", url=url, etag=r.etag, last_modified=r.last_modified,
+                        last_ok_at=datetime.now(UTC)) for i, (r, url) in enumerate(zip(results, urls, strict=True))]
+
+
+async def bench_feeds(urls: list[str], control: str, baseline_sample: int) -> list[tuple[str, str]]:
+    rows = []
+    config = FetchConfig(timeout=20, deadline=60, per_host=4)
+    async with Fetcher(config, max_connections=100) as fetcher:
+        sources = [FeedSource(SourceConfig(id=f"s{i}", kind="feed", url=url, backfill=None), fetcher)
+                   for i, url in enumerate(urls)]
+        with Clock() as cold:
+            results = await poll_all(sources, [None] * len(urls))
+        failures = [r for r in results if isinstance(r, Exception)]
+        assert not failures, failures[:3]
+        entries = sum(len(r.entries) for r in results)
+        rows.append(("cycle, every feed new (fetch + feedparser)",
+                     f"{cold.wall:.2f} s wall, {cold.cpu * 1000 / len(urls):.2f} ms CPU/source, {entries} entries"))
+        states = states_from(results, urls)
+
+        with Clock() as steady:
+            results = await poll_all(sources, states)
+        assert all(r.not_modified for r in results), "expected 304s"
+        rows.append(("cycle, all 304 (conditional GET)",
+                     f"{steady.wall:.2f} s wall, {steady.cpu * 1000 / len(urls):.3f} ms CPU/source"))
+
+        await fetcher.client.get(f"{control}/_bump?every=10&sources={len(urls)}")
+        with Clock() as mixed:
+            results = await poll_all(sources, states)
+        changed = sum(not r.not_modified for r in results)
+        rows.append((f"cycle, {changed} of {len(urls)} changed",
+                     f"{mixed.wall:.2f} s wall, {mixed.cpu * 1000 / len(urls):.2f} ms CPU/source"))
+
+    sample = urls[:baseline_sample]
+    with Clock() as seq:
+        for url in sample:
+            parsed = feedparser.parse(url)
+            assert len(parsed.entries) == ENTRIES_PER_FEED, url
+    per_feed = seq.wall / len(sample)
+    baseline = per_feed * len(urls)
+    note = "" if len(sample) == len(urls) else f" (measured on {len(sample)}, scaled)"
+    rows.append(("sequential feedparser.parse(url) loop",
+                 f"{baseline:.1f} s wall{note}, {seq.cpu * 1000 / len(sample):.1f} ms CPU/feed"))
+    rows.append(("speed-up: steady cycle (all 304) vs sequential", f"{baseline / steady.wall:.0f}x"))
+    rows.append(("speed-up: 10%-changed cycle vs sequential", f"{baseline / mixed.wall:.0f}x"))
+    rows.append(("speed-up: all-new cycle vs sequential", f"{baseline / cold.wall:.1f}x"))
+    return rows
+
+
+async def bench_category(category_url: str, posts: int) -> list[tuple[str, str]]:
+    rows = []
+    async with Fetcher(FetchConfig()) as fetcher:
+        page = await fetcher.get(category_url)
+        text = page.text
+        runs = []
+        for _ in range(21):
+            t0 = time.perf_counter()
+            links = parse_category(text, category_url)
+            runs.append(time.perf_counter() - t0)
+        assert len(links) == posts
+        rows.append((f"parse category page of {posts} posts ({len(page.content) // 1024} KiB)",
+                     f"{statistics.median(runs) * 1000:.1f} ms median of 21"))
+        source = JekyllSource(SourceConfig(id="c", kind="jekyll", url=category_url), fetcher, recheck=0)
+        known = {link.key for link in links}
+        with Clock() as full:
+            result = await source.poll(None, known)
+        assert not result.entries
+        state = SourceState(id="c", kind="jekyll", url=category_url, etag=result.etag,
+                            last_modified=result.last_modified, last_ok_at=datetime.now(UTC))
+        rows.append(("poll, page changed, nothing new (fetch + parse)",
+                     f"{full.wall * 1000:.1f} ms wall, {full.cpu * 1000:.1f} ms CPU"))
+        walls, cpus = [], []
+        for _ in range(20):
+            with Clock() as unchanged:
+                result = await source.poll(state, known)
+            assert result.not_modified and result.listed == 0
+            walls.append(unchanged.wall)
+            cpus.append(unchanged.cpu)
+        rows.append(("poll, page unchanged (304, nothing parsed)",
+                     f"{statistics.median(walls) * 1000:.2f} ms wall, {statistics.median(cpus) * 1000:.2f} ms CPU"))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sources", type=int, default=1000, help="RSS sources to poll (default 1000)")
+    parser.add_argument("--ports", type=int, default=50, help="loopback servers (hosts) the sources spread over")
+    parser.add_argument("--latency", type=float, default=0.05, help="added latency per request, seconds")
+    parser.add_argument("--category-posts", type=int, default=5000)
+    parser.add_argument("--baseline-sample", type=int, default=200,
+                        help="feeds the sequential feedparser loop really fetches (scaled to --sources); 0 = all")
+    parser.add_argument("--quick", action="store_true", help="100 sources, 5 ports, 50-feed baseline")
+    args = parser.parse_args()
+    if args.quick:
+        args.sources, args.ports, args.baseline_sample = 100, 5, 50
+    sample = args.sources if args.baseline_sample <= 0 else min(args.baseline_sample, args.sources)
+
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe()
+    server = context.Process(target=_serve, args=(child, args.ports, args.latency, args.category_posts),
+                             daemon=True)
+    server.start()
+    try:
+        ports, category_url = parent.recv()
+        urls = [f"http://127.0.0.1:{ports[i % len(ports)]}/feed/{i}.xml" for i in range(args.sources)]
+        control = f"http://127.0.0.1:{ports[0]}"
+        rows = [("setup", f"{args.sources} RSS sources ({ENTRIES_PER_FEED} entries each) on {len(ports)} loopback "
+                          f"hosts, {args.latency * 1000:.0f} ms latency, per_host=4, 100 connections")]
+        rows += asyncio.run(bench_feeds(urls, control, sample))
+        rows += asyncio.run(bench_category(category_url, args.category_posts))
+    finally:
+        server.terminate()
+        server.join(5)
+    width = max(len(name) for name, _ in rows)
+    print(f"{'measurement'.ljust(width)}  result")
+    print(f"{'-' * width}  {'-' * 40}")
+    for name, value in rows:
+        print(f"{name.ljust(width)}  {value}")
+
+
+if __name__ == "__main__":
+    main()

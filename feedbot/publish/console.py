@@ -1,0 +1,75 @@
+"""The console publisher: without a bot token, print what would be sent (one block per message)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import TextIO
+
+from feedbot.config import Config
+from feedbot.model import StoredArticle
+from feedbot.outbox import CONSOLE, DrainStats, Outbox, Pacing, Sent, target_address, targets_for
+from feedbot.publish.format import format_article
+from feedbot.store import Store
+
+RULE = "─" * 40
+
+
+class ConsoleSender:
+    """Writes the plain-text version of each message to a stream."""
+
+    def __init__(self, config: Config, stream: TextIO | None = None):
+        self.config = config
+        self.stream = stream
+        self.outlets = {s.id: s.outlet for s in config.sources if s.outlet}
+        self.count = 0
+
+    def _block(self, header: str, article: StoredArticle, topic: str) -> str:
+        rules = self.config.topics.get(topic)
+        hashtag = (rules.hashtag or rules.name) if rules else topic
+        message = format_article(article, topic, hashtag, outlet=self.outlets.get(article.source_id))
+        return f"{RULE}\n{header}\n{message.plain}\n"
+
+    def _write(self, text: str) -> None:
+        stream = self.stream or sys.stdout
+        stream.write(text)
+        stream.flush()
+
+    async def send(self, target: str, article: StoredArticle, topic: str) -> Sent:
+        """Print one message."""
+        self.count += 1
+        chat = self.config.chats.get(topic) or f"#{target_address(target)[1]}"
+        self._write(self._block(f"[would send to {chat}]", article, topic))
+        return Sent(message_id=self.count)
+
+    async def edit(self, target: str, message_id: int, article: StoredArticle, topic: str) -> Sent:
+        """Print the new version of an edited message."""
+        chat = self.config.chats.get(topic) or f"#{target_address(target)[1]}"
+        self._write(self._block(f"[would edit message {message_id} in {chat}]", article, topic))
+        return Sent(message_id=message_id)
+
+
+class ConsolePublisher:
+    """Same interface as TelegramPublisher, for ``console:<topic>`` targets."""
+
+    def __init__(self, config: Config, store: Store, *, stream: TextIO | None = None):
+        self.sender = ConsoleSender(config, stream)
+        targets = {topic: [t for t in ts if t.startswith(CONSOLE + ":")] for topic, ts in targets_for(config).items()}
+        self.outbox = Outbox(store, self.sender, {k: v for k, v in targets.items() if v},
+                             max_backlog=config.telegram.max_backlog, edit_window=config.telegram.edit_window,
+                             pacing=Pacing.unlimited(), name="console")
+
+    async def start(self) -> str:
+        """Nothing to check."""
+        return "console"
+
+    async def drain(self, stop: asyncio.Event | None = None, budget_seconds: float | None = None) -> DrainStats:
+        """Print pending messages (see Outbox.drain)."""
+        return await self.outbox.drain(stop, budget_seconds)
+
+    async def run_commands(self, stop: asyncio.Event) -> None:
+        """No chat to answer in: wait for stop."""
+        await stop.wait()
+
+    async def close(self) -> None:
+        """Nothing to close."""

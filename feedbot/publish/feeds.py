@@ -1,0 +1,367 @@
+"""Feed publisher: one channel's stored articles → RSS 2.0, Atom 1.0 and JSON Feed 1.1, written atomically."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import quote, urlsplit
+
+import nh3
+from feedgen.feed import FeedGenerator
+
+from feedbot import PROJECT_URL, __version__
+from feedbot.errors import ConfigError, PublishError
+from feedbot.model import StoredArticle
+from feedbot.text import sanitize_html
+
+# Asia/Shanghai has kept +08:00 without DST since 1991; a fixed offset needs no tzdata on the host.
+SHANGHAI = timezone(timedelta(hours=8), "CST")
+ALL = "all"
+ALL_NAME = "全部频道"
+SITE_NAME = "feedbot"
+FORMATS = {"xml": "rss", "atom": "atom", "json": "json"}  # file extension → format
+XSL_NAME = "feed.xsl"
+# An empty feed still needs a fixed `updated`, or every rebuild would differ by the clock.
+EPOCH = datetime(2024, 1, 1, tzinfo=SHANGHAI)
+TAG_YEAR = 2024
+SUMMARY_FALLBACK_CHARS = 200
+# XML 1.0 forbids most C0 controls; one stray byte in a source would make lxml refuse the whole feed.
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_SPACE = re.compile(r"\s+")
+
+
+class TopicLike(Protocol):
+    """What a feed needs of a topic (feedbot.rules.TopicRules has it)."""
+
+    id: str
+    name: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Channel:
+    """One published channel: a topic, or "all"."""
+
+    id: str
+    name: str
+    description: str
+    chat: str | None = None  # Telegram chat (e.g. "@my_carbon_market")
+
+    @property
+    def title(self) -> str:
+        """The feed title readers show."""
+        return f"{self.name} · {SITE_NAME}"
+
+    @property
+    def telegram_url(self) -> str | None:
+        """https://t.me/<name> for a public @channel; None for a numeric chat id."""
+        if self.chat and self.chat.startswith("@"):
+            return f"https://t.me/{self.chat[1:]}"
+        return None
+
+
+def channels(topics: Mapping[str, TopicLike], chats: Mapping[str, str] | None = None) -> list[Channel]:
+    """Every configured topic as a channel, then "all"."""
+    chats = chats or {}
+    if ALL in topics:
+        raise ConfigError(
+            f'topics.{ALL}: "{ALL}" is the name of the channel of every article; rename the topic'
+        )
+    out = [Channel(tid, t.name, t.description or t.name, chats.get(tid)) for tid, t in topics.items()]
+    names = "、".join(t.name for t in topics.values())
+    out.append(Channel(ALL, ALL_NAME, f"所有频道的文章合集：{names}。"))
+    return out
+
+
+def channel(
+    topic_id: str, topics: Mapping[str, TopicLike], chats: Mapping[str, str] | None = None
+) -> Channel:
+    """The channel of one topic id (or "all"); KeyError for an unknown id."""
+    for item in channels(topics, chats):
+        if item.id == topic_id:
+            return item
+    raise KeyError(topic_id)
+
+
+def feed_url(base_url: str, topic_id: str, ext: str) -> str:
+    """The public URL of one feed file."""
+    return f"{base_url.rstrip('/')}/feeds/{topic_id}.{ext}"
+
+
+def entry_id(base_url: str, channel_id: str, article: StoredArticle) -> str:
+    """A tag: URI from (channel, source, key), all stable, so an edit never changes it.
+
+    Per channel on purpose: readers such as newsboat key items by id across all feeds, so an article
+    shared by two subscribed channels would otherwise vanish from one of them.
+    """
+    host = urlsplit(base_url).hostname or "localhost"
+    key = quote(article.key, safe=":/@-._~!$'()*+,;=")
+    return f"tag:{host},{TAG_YEAR}:{channel_id}/article/{quote(article.source_id, safe='-_')}/{key}"
+
+
+def to_shanghai(moment: datetime) -> datetime:
+    """A timezone-aware time shown at +08:00."""
+    return moment.astimezone(SHANGHAI)
+
+
+def published(article: StoredArticle) -> datetime:
+    """When the article appeared (first seen when the source gave no time), at +08:00."""
+    return to_shanghai(article.published_at or article.first_seen_at)
+
+
+def updated(article: StoredArticle) -> datetime:
+    """When the article last changed, at +08:00 (never before it was published)."""
+    return (
+        max(to_shanghai(article.updated_at), published(article)) if article.updated_at else published(article)
+    )
+
+
+def plain_text(value: str | None) -> str:
+    """Markup stripped (script content dropped), entities decoded, controls removed, spaces collapsed."""
+    if not value:
+        return ""
+    stripped = nh3.clean(value, tags=set(), clean_content_tags={"script", "style"}, attributes={})
+    return _SPACE.sub(" ", _XML_INVALID.sub("", html.unescape(stripped))).strip()
+
+
+def safe_html(value: str | None) -> str:
+    """Sanitized again right before output (the store's copy was sanitized on the way in, but escape last)."""
+    return _XML_INVALID.sub("", sanitize_html(value or ""))
+
+
+def summary_of(article: StoredArticle, topic_id: str) -> str:
+    """The channel's excerpt; for "all" the best-scoring topic's; else the start of the text."""
+    excerpt = article.excerpts.get(topic_id, "")
+    if not excerpt and article.excerpts:
+        best = max(article.excerpts, key=lambda t: (article.scores.get(t, 0.0), bool(article.excerpts[t])))
+        excerpt = article.excerpts[best] or next((e for e in article.excerpts.values() if e), "")
+    text = plain_text(excerpt)
+    if not text:
+        text = plain_text(article.text)[:SUMMARY_FALLBACK_CHARS]
+    return text
+
+
+def categories_of(
+    article: StoredArticle, topic_id: str, topics: Mapping[str, TopicLike]
+) -> list[tuple[str, str]]:
+    """(term, label) pairs: the channel's topic, or for "all" every topic the article is in."""
+    ids = [topic_id] if topic_id != ALL else [t for t in topics if t in article.excerpts]
+    return [(t, topics[t].name if t in topics else t) for t in ids]
+
+
+def author_of(article: StoredArticle) -> str:
+    """The outlet that wrote it (the source id when unknown)."""
+    return plain_text(article.outlet) or article.source_id
+
+
+def link_of(article: StoredArticle) -> str | None:
+    """The original article (only http(s) links leave the building)."""
+    for url in (article.url, article.origin_url, article.key):
+        if url and urlsplit(url).scheme in ("http", "https"):
+            return url
+    return None
+
+
+@dataclass(frozen=True)
+class FeedEntry:
+    """One article as every format shows it: cleaned once, rendered three times."""
+
+    id: str
+    title: str
+    link: str | None
+    content_html: str
+    summary: str
+    author: str
+    categories: tuple[tuple[str, str], ...]  # (term, label)
+    published: datetime
+    updated: datetime
+
+
+def feed_entry(
+    article: StoredArticle, channel_id: str, topics: Mapping[str, TopicLike], base_url: str
+) -> FeedEntry:
+    """Everything a channel's feeds say about one article, escaped and sanitized last (here)."""
+    return FeedEntry(
+        id=entry_id(base_url, channel_id, article),
+        title=plain_text(article.title) or "（无标题）",
+        link=link_of(article),
+        content_html=safe_html(article.body_html) or html.escape(plain_text(article.text)),
+        summary=summary_of(article, channel_id),
+        author=author_of(article),
+        categories=tuple(categories_of(article, channel_id, topics)),
+        published=published(article),
+        updated=updated(article),
+    )
+
+
+def build_feeds(
+    topic_id: str,
+    topics: Mapping[str, TopicLike],
+    articles: Sequence[StoredArticle],
+    base_url: str,
+    limit: int = 50,
+    chats: Mapping[str, str] | None = None,
+) -> dict[str, bytes]:
+    """One channel's feeds: {"xml": RSS 2.0, "atom": Atom 1.0, "json": JSON Feed 1.1} bytes, deterministic."""
+    meta = channel(topic_id, topics, chats)
+    base_url = base_url.rstrip("/")
+    entries = [feed_entry(a, meta.id, topics, base_url) for a in list(articles)[:limit]]
+    # The newest entry's time, not the clock: an unchanged rebuild is byte-identical.
+    newest = max((e.updated for e in entries), default=EPOCH)
+    return {
+        "xml": _xml_feed("rss", meta, entries, base_url, newest),
+        "atom": _xml_feed("atom", meta, entries, base_url, newest),
+        "json": _json_feed(meta, entries, base_url, newest),
+    }
+
+
+def _xml_feed(kind: str, meta: Channel, entries: list[FeedEntry], base_url: str, newest: datetime) -> bytes:
+    ext = "xml" if kind == "rss" else "atom"
+    self_url = feed_url(base_url, meta.id, ext)
+    fg = FeedGenerator()
+    fg.load_extension("dc", atom=False, rss=True)  # RSS <author> must be an e-mail; dc:creator takes a name
+    fg.id(self_url)
+    fg.title(meta.title)
+    fg.description(plain_text(meta.description) or meta.name)
+    fg.link(href=self_url, rel="self")
+    fg.link(href=base_url + "/", rel="alternate")  # last: feedgen makes the last link RSS's <link>
+    fg.language("zh-CN")
+    fg.updated(newest)
+    fg.generator(generator=SITE_NAME, version=__version__, uri=PROJECT_URL)
+    for item in entries:
+        entry = fg.add_entry(order="append")
+        entry.id(item.id)
+        entry.title(item.title)
+        if item.link:
+            entry.link(href=item.link, rel="alternate")
+        entry.published(item.published)
+        entry.updated(item.updated)
+        entry.author(name=item.author)
+        entry.dc.dc_creator(item.author)
+        for term, label in item.categories:
+            entry.category(term=term, label=label)
+        entry.content(item.content_html, type="html")
+        if item.summary:
+            entry.summary(item.summary)
+    raw = fg.rss_str(pretty=True) if kind == "rss" else fg.atom_str(pretty=True)
+    return _with_stylesheet(raw)
+
+
+def _with_stylesheet(raw: bytes) -> bytes:
+    # Relative href: works from the built-in server and from any server that serves the feeds directory.
+    declaration, sep, rest = raw.partition(b"\n")
+    if not declaration.startswith(b"<?xml"):
+        return raw
+    return declaration + sep + f'<?xml-stylesheet type="text/xsl" href="{XSL_NAME}"?>\n'.encode() + rest
+
+
+def _json_feed(meta: Channel, entries: list[FeedEntry], base_url: str, newest: datetime) -> bytes:
+    items = []
+    for entry in entries:
+        item: dict[str, Any] = {"id": entry.id}
+        if entry.link:
+            item["url"] = entry.link
+        item["title"] = entry.title
+        item["content_html"] = entry.content_html
+        if entry.summary:
+            item["summary"] = entry.summary
+        item["date_published"] = entry.published.isoformat()
+        item["date_modified"] = entry.updated.isoformat()
+        item["authors"] = [{"name": entry.author}]
+        item["tags"] = [label for _, label in entry.categories]
+        item["language"] = "zh-CN"
+        items.append(item)
+    document = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": meta.title,
+        "home_page_url": base_url + "/",
+        "feed_url": feed_url(base_url, meta.id, "json"),
+        "description": plain_text(meta.description) or meta.name,
+        "language": "zh-CN",
+        "_feedbot": {"updated": newest.isoformat(), "generator": f"{SITE_NAME} {__version__}"},
+        "items": items,
+    }
+    # ensure_ascii=False keeps Chinese readable; content_html was sanitized in feed_entry.
+    return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
+# ---- files ---------------------------------------------------------------------------------------
+
+
+def write_if_changed(path: Path, data: bytes) -> bool:
+    """Atomically replace ``path`` with ``data`` unless it already holds exactly these bytes."""
+    try:
+        if path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise PublishError(f"{path}: cannot read the feed file: {exc.strerror or exc}") from exc
+    tmp: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a separate web server must be able to read the feeds
+        os.replace(tmp, path)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise PublishError(f"{path}: cannot write the feed file: {exc.strerror or exc}") from exc
+        raise
+    return True
+
+
+def write_feeds(feeds_dir: Path, topic_id: str, feeds: Mapping[str, bytes]) -> list[Path]:
+    """Write one channel's feeds as <feeds_dir>/<topic>.<ext>; returns the files that changed."""
+    changed = []
+    for ext, data in feeds.items():
+        if ext not in FORMATS:
+            raise ValueError(f"unknown feed format {ext!r}")
+        path = Path(feeds_dir) / f"{topic_id}.{ext}"
+        if write_if_changed(path, data):
+            changed.append(path)
+    return changed
+
+
+def stylesheet() -> bytes:
+    """The XSL stylesheet that makes a feed opened in a browser read as a page."""
+    return resources.files("feedbot").joinpath("data", XSL_NAME).read_bytes()
+
+
+class ArticleSource(Protocol):
+    """The part of feedbot.store.Store a rebuild reads."""
+
+    def articles(self, topic: str | None = None, limit: int = 50) -> list[StoredArticle]: ...
+
+
+def rebuild_all(store: ArticleSource, config: Any) -> list[Path]:
+    """Rebuild every channel's feeds (and "all") from the store; returns the files that changed."""
+    feeds_dir = Path(config.feeds_dir)
+    limit = config.feeds.entry_limit
+    changed: list[Path] = []
+    for item in channels(config.topics, config.chats):
+        articles = store.articles(None if item.id == ALL else item.id, limit)
+        feeds = build_feeds(item.id, config.topics, articles, config.web.base_url, limit, config.chats)
+        changed += write_feeds(feeds_dir, item.id, feeds)
+    if write_if_changed(feeds_dir / XSL_NAME, stylesheet()):
+        changed.append(feeds_dir / XSL_NAME)
+    return changed
+
+
+def feed_files(topic_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """Every servable file name → (topic id, extension); the web server's whitelist."""
+    return {f"{tid}.{ext}": (tid, ext) for tid in topic_ids for ext in FORMATS}

@@ -1,0 +1,161 @@
+"""Chat message formatting, pure: one article for one channel → Telegram HTML and a plain-text twin."""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from feedbot.model import StoredArticle
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+TELEGRAM_LIMIT = 4096  # characters after entity parsing, counted in UTF-16 code units
+TITLE_LIMIT = 300  # a title longer than this is an extraction error; don't let it eat the message
+SENTENCE_ENDS = "。！？!?…"
+LINK_TEXT = "原文链接"
+ELLIPSIS = "…"
+_TAG = re.compile(r"<[^>]*>")
+
+
+@dataclass(frozen=True)
+class Message:
+    """One chat message in Telegram's HTML subset and as plain text (the can't-parse-entities fallback)."""
+
+    html: str
+    plain: str
+
+    @property
+    def units(self) -> int:
+        """Length of the HTML version as Telegram counts it (after entity parsing, UTF-16)."""
+        return visible_units(self.html)
+
+
+def utf16_units(text: str) -> int:
+    """Length in UTF-16 code units, the way the Bot API counts message length."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def visible_text(markup: str) -> str:
+    """The text Telegram shows for HTML we produced ourselves (every text part escaped, so tags are tags)."""
+    return html.unescape(_TAG.sub("", markup))
+
+
+def visible_units(markup: str) -> int:
+    """UTF-16 length of the text after entity parsing."""
+    return utf16_units(visible_text(markup))
+
+
+def make_hashtag(tag: str | None, fallback: str = "") -> str:
+    """'#碳 市场!' → '#碳市场': a hashtag holds only letters, digits and underscores."""
+    raw = tag or fallback
+    body = "".join(ch for ch in unicodedata.normalize("NFC", raw)
+                   if ch == "_" or unicodedata.category(ch)[0] in "LN")
+    if not body or body.isdigit():  # "#2035" alone is not a hashtag Telegram links
+        return ""
+    return "#" + body
+
+
+def cut_units(text: str, limit: int) -> str:
+    """The longest prefix of whole code points within ``limit`` UTF-16 units (never half a surrogate pair)."""
+    if limit <= 0:
+        return ""
+    used = 0
+    for index, ch in enumerate(text):
+        used += 2 if ord(ch) > 0xFFFF else 1
+        if used > limit:
+            return text[:index]
+    return text
+
+
+def trim_excerpt(text: str, limit: int) -> str:
+    """Fit text into ``limit`` UTF-16 units, cutting after the last sentence end that fits.
+
+    Falls back to a cut at a character boundary with an ellipsis when no sentence ends in range
+    (or the last one would keep less than a third of the room).
+    """
+    text = text.strip()
+    if utf16_units(text) <= limit:
+        return text
+    if limit <= 1:
+        return ""
+    prefix = cut_units(text, limit)
+    end = max(prefix.rfind(mark) for mark in SENTENCE_ENDS)
+    if end >= 0 and utf16_units(prefix[: end + 1]) >= limit // 3:
+        # Keep a closing quote that belongs to the sentence (“……。”).
+        cut = end + 1
+        while cut < len(prefix) and prefix[cut] in "”’」』）)":
+            cut += 1
+        return prefix[:cut].rstrip()
+    return cut_units(text, limit - 1).rstrip() + ELLIPSIS
+
+
+def _link(article: StoredArticle) -> str | None:
+    for url in (article.origin_url, article.url):
+        if url and urlsplit(url).scheme in ("http", "https") and urlsplit(url).netloc:
+            return url
+    return None
+
+
+def _meta_line(article: StoredArticle, outlet: str | None) -> str:
+    parts = []
+    if article.outlet or outlet:
+        parts.append(article.outlet or outlet)
+    moment: datetime | None = article.published_at or article.first_seen_at
+    if moment is not None:
+        parts.append(moment.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M"))
+    return " · ".join(p for p in parts if p)
+
+
+def _excerpt_source(article: StoredArticle, topic: str) -> str:
+    excerpt = (article.excerpts.get(topic) or "").strip()
+    if excerpt:
+        return excerpt
+    # No excerpt from the classifier: the lead paragraphs stand in for it.
+    return article.text.strip()
+
+
+def format_article(article: StoredArticle, topic: str, hashtag: str = "", *, outlet: str | None = None,
+                   limit: int = TELEGRAM_LIMIT) -> Message:
+    """The message for one article in one channel, at most ``limit`` UTF-16 units after entity parsing."""
+    title = trim_excerpt(" ".join(article.title.split()), TITLE_LIMIT) or "(无标题)"
+    meta = _meta_line(article, outlet)
+    link = _link(article)
+    tag = make_hashtag(hashtag)
+    excerpt = _excerpt_source(article, topic)
+
+    def build(body: str) -> Message:
+        esc = html.escape
+        html_parts = [f"<b>{esc(title, quote=False)}</b>"]
+        plain_parts = [title]
+        if meta:
+            html_parts.append(esc(meta, quote=False))
+            plain_parts.append(meta)
+        if body:
+            html_parts.append("")
+            html_parts.append(esc(body, quote=False))
+            plain_parts += ["", body]
+        tail_html, tail_plain = [], []
+        if link:
+            tail_html.append(f'<a href="{esc(link, quote=True)}">{LINK_TEXT}</a>')
+            tail_plain.append(f"{LINK_TEXT}: {link}")
+        if tag:
+            tail_html.append(tag)
+            tail_plain.append(tag)
+        if tail_html:
+            html_parts += ["", *tail_html]
+            plain_parts += ["", *tail_plain]
+        return Message(html="\n".join(html_parts), plain="\n".join(plain_parts))
+
+    skeleton = build("")
+    # Both versions must fit: the plain one shows the URL, so it is the longer frame.
+    frame = max(visible_units(skeleton.html), utf16_units(skeleton.plain)) + 2  # +2: the blank line
+    body = trim_excerpt(excerpt, max(limit - frame, 0))
+    message = build(body)
+    while body and max(message.units, utf16_units(message.plain)) > limit:  # defensive; frame math is exact
+        body = trim_excerpt(body, utf16_units(body) - 1)
+        message = build(body)
+    return message

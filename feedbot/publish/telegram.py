@@ -1,0 +1,354 @@
+"""The Telegram publisher: one Bot for the process, the outbox drained through it, private-chat commands."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import logging
+import warnings
+from datetime import timedelta
+from typing import Any
+
+from telegram import Bot, BotCommand, LinkPreviewOptions, Update
+from telegram.constants import ParseMode
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
+from telegram.request import HTTPXRequest
+from telegram.warnings import PTBDeprecationWarning
+
+from feedbot.config import Config
+from feedbot.logs import redact
+from feedbot.model import StoredArticle
+from feedbot.outbox import (
+    TELEGRAM,
+    DeliveryRejected,
+    DrainStats,
+    FloodWait,
+    Outbox,
+    Pacing,
+    PublisherUnauthorized,
+    Sent,
+    TargetBlocked,
+    TransientPublishError,
+    target_address,
+    targets_for,
+)
+from feedbot.publish.format import SHANGHAI, TELEGRAM_LIMIT, Message, format_article
+from feedbot.store import Store
+
+log = logging.getLogger(__name__)
+
+REQUEST_TIMEOUT = 20.0
+POLL_TIMEOUT = 30  # seconds a getUpdates long poll waits on the server
+SHORTER_LIMITS = (3000, 2000, 1000)  # when Telegram still says "message is too long"
+LATEST_COUNT = 5
+# Loggers that would print Bot API URLs (token inside) at DEBUG/INFO.
+URL_LOGGERS = ("httpx", "httpcore", "telegram")
+COMMANDS = (("start", "关于本机器人"), ("help", "用法"), ("topics", "频道列表与订阅链接"),
+            ("latest", "某个频道的最新 5 篇：/latest <频道>"))
+
+
+class TelegramUnauthorized(PublisherUnauthorized):
+    """Telegram rejected the bot token (401): the Telegram publisher stops; feeds keep working."""
+
+
+class _TokenFilter(logging.Filter):
+    """Removes the token from records of libraries that log request URLs."""
+
+    def __init__(self, token: str):
+        super().__init__()
+        self.token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.token in message or "/bot" in message:
+            record.msg, record.args = redact(message, [self.token]), None
+        return True
+
+
+def protect_token(token: str) -> None:
+    """Keep URL-logging libraries at WARNING and scrub the token from whatever they still log."""
+    for name in URL_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() < logging.WARNING or logger.level == logging.NOTSET:
+            logger.setLevel(logging.WARNING)
+    for name in ("httpx", "telegram.Bot", "telegram.ext.Updater", "telegram.ext.Application"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _TokenFilter) and f.token == token for f in logger.filters):
+            logger.addFilter(_TokenFilter(token))
+
+
+def build_bot(config: Config, *, timeout: float = REQUEST_TIMEOUT) -> Bot:
+    """The process's one Bot, pointed at ``telegram.api_base_url`` (the server appends /bot<token>/<method>)."""
+    if config.telegram.token is None:
+        raise TelegramUnauthorized("no bot token: set FEEDBOT_TELEGRAM_TOKEN or the systemd credential")
+    token = config.telegram.token.reveal()
+    protect_token(token)
+    # PTB 22 warns inside RetryAfter's own constructor that retry_after will become a timedelta; we handle both.
+    warnings.filterwarnings("ignore", message=".*retry_after.*", category=PTBDeprecationWarning)
+    request = HTTPXRequest(connection_pool_size=8, connect_timeout=timeout, read_timeout=timeout,
+                           write_timeout=timeout, pool_timeout=timeout)
+    updates_request = HTTPXRequest(connection_pool_size=1, connect_timeout=timeout,
+                                   read_timeout=timeout + POLL_TIMEOUT, write_timeout=timeout, pool_timeout=timeout)
+    return Bot(token, base_url=f"{config.telegram.api_base_url}/bot", request=request,
+               get_updates_request=updates_request)
+
+
+def _retry_after_seconds(exc: RetryAfter) -> float:
+    with warnings.catch_warnings():  # PTB 22 warns that the int becomes a timedelta one day
+        warnings.simplefilter("ignore")
+        value = exc.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+class _BadRequest(DeliveryRejected):
+    """A 400 the sender may still fix (plain text, shorter)."""
+
+
+class TelegramSender:
+    """Formats one article for one chat and sends or edits it; maps Bot API errors to outbox errors."""
+
+    def __init__(self, bot: Bot, config: Config):
+        self.bot = bot
+        self.config = config
+        self.token = config.telegram.token.reveal() if config.telegram.token else ""
+        self.outlets = {s.id: s.outlet for s in config.sources if s.outlet}
+        self.preview = LinkPreviewOptions(is_disabled=not config.telegram.link_preview)
+
+    def _format(self, article: StoredArticle, topic: str, limit: int = TELEGRAM_LIMIT) -> Message:
+        rules = self.config.topics.get(topic)
+        hashtag = (rules.hashtag or rules.name) if rules else topic
+        return format_article(article, topic, hashtag, outlet=self.outlets.get(article.source_id), limit=limit)
+
+    def _clean(self, text: str) -> str:
+        return redact(text, [self.token])
+
+    async def _call(self, method: str, **kwargs: Any) -> Any:
+        """One Bot API call with every library error turned into an outbox error (token-free messages)."""
+        try:
+            return await getattr(self.bot, method)(**kwargs)
+        except RetryAfter as exc:
+            seconds = _retry_after_seconds(exc)
+            raise FloodWait(f"429 Too Many Requests: retry after {seconds:g} s", seconds) from None
+        except InvalidToken:
+            raise TelegramUnauthorized("Telegram rejected the bot token (401 Unauthorized); the Telegram "
+                                       "publisher is stopped, feeds keep working") from None
+        except Forbidden as exc:
+            raise TargetBlocked(f"403 {self._clean(exc.message)}") from None
+        except ChatMigrated as exc:
+            raise TargetBlocked(f"the group became a supergroup: set telegram_chat = "
+                                f"{exc.new_chat_id}") from None
+        except BadRequest as exc:
+            text = self._clean(exc.message)
+            if "chat not found" in text.lower():
+                raise TargetBlocked(f"400 {text} (check telegram_chat)") from None
+            raise _BadRequest(f"400 {text}") from None
+        except TimedOut as exc:
+            raise TransientPublishError(f"timed out: {self._clean(str(exc))}") from None
+        except NetworkError as exc:
+            raise TransientPublishError(f"network error: {self._clean(str(exc))}") from None
+        except TelegramError as exc:
+            raise TransientPublishError(f"Bot API error: {self._clean(str(exc))}") from None
+
+    async def _deliver(self, method: str, chat: str, message: Message, **extra: Any) -> tuple[Any, Sent]:
+        """Send or edit as HTML; on "can't parse entities" once more as plain text."""
+        try:
+            result = await self._call(method, chat_id=chat, text=message.html, parse_mode=ParseMode.HTML,
+                                      link_preview_options=self.preview, **extra)
+            return result, Sent(message_id=getattr(result, "message_id", None))
+        except _BadRequest as exc:
+            if "can't parse entities" not in str(exc).lower():
+                raise
+            log.warning("telegram: %s: HTML rejected (%s); sending as plain text", chat, exc)
+            result = await self._call(method, chat_id=chat, text=message.plain, link_preview_options=self.preview,
+                                      **extra)
+            return result, Sent(message_id=getattr(result, "message_id", None),
+                                note=f"sent as plain text: {exc}", plain_fallback=True)
+
+    async def _with_shrinking(self, method: str, chat: str, article: StoredArticle, topic: str,
+                              **extra: Any) -> Sent:
+        try:
+            return (await self._deliver(method, chat, self._format(article, topic), **extra))[1]
+        except _BadRequest as exc:
+            if "too long" not in str(exc).lower():
+                raise
+            last = exc
+        for limit in SHORTER_LIMITS:  # our count and the server's disagree: give it room
+            try:
+                _, sent = await self._deliver(method, chat, self._format(article, topic, limit), **extra)
+            except _BadRequest as exc:
+                if "too long" not in str(exc).lower():
+                    raise
+                last = exc
+                continue
+            note = f"shortened to {limit} characters" + (f"; {sent.note}" if sent.note else "")
+            return Sent(sent.message_id, note=note, plain_fallback=sent.plain_fallback, shortened=True)
+        raise DeliveryRejected(str(last))
+
+    async def send(self, target: str, article: StoredArticle, topic: str) -> Sent:
+        """Post a new message to the target's chat."""
+        return await self._with_shrinking("send_message", target_address(target)[1], article, topic)
+
+    async def edit(self, target: str, message_id: int, article: StoredArticle, topic: str) -> Sent:
+        """Replace the text of a message already posted; an unchanged text is fine."""
+        try:
+            sent = await self._with_shrinking("edit_message_text", target_address(target)[1], article, topic,
+                                              message_id=message_id)
+        except DeliveryRejected as exc:
+            if "not modified" in str(exc).lower():
+                return Sent(message_id, note="edit: message is not modified")
+            raise
+        return Sent(message_id, note=sent.note, plain_fallback=sent.plain_fallback, shortened=sent.shortened)
+
+
+class TelegramPublisher:
+    """The Telegram side of the daemon: ``start``, ``drain`` (again and again), ``run_commands``, ``close``."""
+
+    def __init__(self, config: Config, store: Store, *, pacing: Pacing | None = None, bot: Bot | None = None):
+        self.config = config
+        self.store = store
+        self.bot = bot or build_bot(config)
+        self.sender = TelegramSender(self.bot, config)
+        targets = {topic: [t for t in ts if t.startswith(TELEGRAM + ":")]
+                   for topic, ts in targets_for(config).items()}
+        self.outbox = Outbox(store, self.sender, {k: v for k, v in targets.items() if v},
+                             max_backlog=config.telegram.max_backlog, edit_window=config.telegram.edit_window,
+                             pacing=pacing, name="telegram")
+        self._started = False
+
+    async def start(self) -> str:
+        """Check the token (getMe) and open the connection pool; returns the bot's @username."""
+        try:
+            await self.bot.initialize()
+        except InvalidToken:  # PTB's own message here contains the token: never let it out
+            raise TelegramUnauthorized("Telegram rejected the bot token (401 Unauthorized); the Telegram "
+                                       "publisher is stopped, feeds keep working") from None
+        except TelegramError as exc:
+            raise TransientPublishError(f"cannot reach the Bot API: {self.sender._clean(str(exc))}") from None
+        self._started = True
+        return self.bot.username
+
+    async def drain(self, stop: asyncio.Event | None = None, budget_seconds: float | None = None) -> DrainStats:
+        """Deliver pending messages and edits (see Outbox.drain); raises TelegramUnauthorized on 401."""
+        if not self._started:
+            await self.start()
+        return await self.outbox.drain(stop, budget_seconds)
+
+    async def close(self) -> None:
+        """Close the HTTP connections."""
+        with contextlib.suppress(Exception):
+            await self.bot.shutdown()
+
+    async def __aenter__(self) -> TelegramPublisher:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ---- private-chat commands ------------------------------------------------------------------
+
+    async def run_commands(self, stop: asyncio.Event, *, poll_timeout: int = POLL_TIMEOUT) -> None:
+        """Answer /start, /help, /topics, /latest in private chats (long polling) until ``stop`` is set."""
+        if not self._started:
+            await self.start()
+        with contextlib.suppress(TelegramError):
+            await self.bot.delete_webhook()  # getUpdates answers 409 while a webhook is set
+            await self.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])
+        offset: int | None = None
+        failures = 0
+        while not stop.is_set():
+            poll = asyncio.create_task(self.bot.get_updates(offset=offset, timeout=poll_timeout,
+                                                            allowed_updates=["message"]))
+            stopper = asyncio.create_task(stop.wait())
+            done, _ = await asyncio.wait({poll, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            if poll not in done:
+                poll.cancel()
+                with contextlib.suppress(BaseException):
+                    await poll
+                break
+            try:
+                updates = poll.result()
+            except InvalidToken:
+                raise TelegramUnauthorized("Telegram rejected the bot token (401 Unauthorized)") from None
+            except TelegramError as exc:
+                failures += 1
+                log.warning("telegram: polling for commands failed: %s", self.sender._clean(str(exc)))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), min(60.0, 2.0 ** failures))
+                continue
+            failures = 0
+            for update in updates:
+                offset = update.update_id + 1
+                try:
+                    await self.answer(update)
+                except TelegramError as exc:
+                    log.warning("telegram: could not answer a command: %s", self.sender._clean(str(exc)))
+        if offset is not None:  # confirm what was answered, so a restart doesn't answer it again
+            with contextlib.suppress(TelegramError):
+                await self.bot.get_updates(offset=offset, timeout=0)
+
+    async def answer(self, update: Update) -> bool:
+        """Reply to one command in a private chat; other updates are ignored. True when it replied."""
+        message = update.message
+        if message is None or message.chat.type != "private" or not message.text:
+            return False
+        words = message.text.split()
+        if not words[0].startswith("/"):
+            return False
+        command = words[0][1:].split("@")[0].lower()
+        reply = self.command_reply(command, words[1:])
+        await self.bot.send_message(chat_id=message.chat.id, text=reply, parse_mode=ParseMode.HTML,
+                                    link_preview_options=LinkPreviewOptions(is_disabled=True))
+        return True
+
+    def command_reply(self, command: str, args: list[str]) -> str:
+        """The HTML answer to one command."""
+        esc = html.escape
+        if command == "topics":
+            lines = ["<b>频道</b>"]
+            for tid, rules in self.config.topics.items():
+                feed = f"{self.config.web.base_url}/feeds/{tid}.atom"
+                chat = self.config.chats.get(tid)
+                parts = [f"<b>{esc(rules.name)}</b> (<code>{esc(tid)}</code>)"]
+                if chat and chat.startswith("@"):
+                    parts.append(f'Telegram: <a href="https://t.me/{esc(chat[1:])}">{esc(chat)}</a>')
+                parts.append(f'Atom: <a href="{esc(feed)}">{esc(feed)}</a>')
+                lines.append("\n".join(parts))
+            return "\n\n".join(lines)
+        if command == "latest":
+            return self._latest(args)
+        names = ", ".join(f"<code>{esc(t)}</code>" for t in self.config.topics)
+        intro = "本机器人把中国气候政策新闻按频道整理，发到 Telegram 频道和 RSS/Atom 订阅源。\n\n"
+        return ((intro if command == "start" else "")
+                + "/topics — 频道列表与订阅链接\n/latest &lt;频道&gt; — 该频道最新 5 篇\n\n频道：" + names)
+
+    def _latest(self, args: list[str]) -> str:
+        esc = html.escape
+        wanted = (args[0] if args else "").lstrip("#").lower()
+        topic = next((tid for tid, r in self.config.topics.items()
+                      if wanted in (tid.lower(), r.name.lower(), r.hashtag.lstrip("#").lower())), None)
+        if topic is None:
+            names = ", ".join(f"<code>{esc(t)}</code>" for t in self.config.topics)
+            return f"用法：/latest &lt;频道&gt;，频道：{names}"
+        articles = self.store.articles(topic, limit=LATEST_COUNT)
+        name = self.config.topics[topic].name
+        if not articles:
+            return f"<b>{esc(name)}</b>：还没有文章。"
+        lines = [f"<b>{esc(name)}</b> 最新 {len(articles)} 篇："]
+        for number, article in enumerate(articles, 1):
+            moment = article.published_at or article.first_seen_at
+            when = moment.astimezone(SHANGHAI).strftime("%m-%d") if moment else ""
+            title = esc(article.title, quote=False)
+            link = f'<a href="{esc(article.url, quote=True)}">{title}</a>' if article.url else title
+            lines.append(f"{number}. {link} {when}".rstrip())
+        return "\n".join(lines)

@@ -1,0 +1,170 @@
+"""Any RSS 0.9x/1.0/2.0 or Atom feed, read by feedparser from the bytes the Fetcher got."""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import logging
+import re
+from collections.abc import Mapping, Set
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import feedparser
+
+from feedbot.config import SourceConfig
+from feedbot.errors import ParseError
+from feedbot.fetch import Fetcher
+from feedbot.model import Entry, SourceState
+from feedbot.sources.base import PageValidators, PollResult
+
+log = logging.getLogger(__name__)
+
+ACCEPT_FEED = ("application/atom+xml, application/rss+xml, application/rdf+xml;q=0.9, application/xml;q=0.9, "
+               "text/xml;q=0.8, */*;q=0.1")
+_DOCTYPE = re.compile(rb"<!DOCTYPE", re.I)
+_ENTITY = re.compile(rb"<!ENTITY", re.I)
+_HTML_START = re.compile(rb"^\s*(?:<!--.*?-->\s*)*(?:<!DOCTYPE\s+html|<html[\s>])", re.I | re.S)
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    """A parsed feed: its title, entries (document order) and a warning when feedparser found it broken."""
+
+    title: str
+    version: str
+    entries: tuple[Entry, ...]
+    warning: str | None = None
+
+
+def refuse_entity_declarations(content: bytes, url: str) -> None:
+    """Refuse a DOCTYPE that declares entities (billion laughs, external entities) before any XML parser runs."""
+    doctype = _DOCTYPE.search(content)
+    if doctype and _ENTITY.search(content, doctype.end()):
+        raise ParseError(f"refusing the feed at {url}: its DOCTYPE declares XML entities (<!ENTITY>), "
+                         "the shape of a billion-laughs or external-entity attack")
+
+
+def _when(parsed: Any) -> datetime | None:
+    if not parsed:
+        return None
+    try:
+        return datetime.fromtimestamp(calendar.timegm(parsed), UTC)
+    except (OverflowError, ValueError, TypeError):
+        return None
+
+
+def _body(item: Mapping[str, Any]) -> str:
+    """The fullest body the entry has: content, else summary."""
+    contents = item.get("content") or []
+    best = max((c.get("value") or "" for c in contents), key=len, default="")
+    return best or item.get("summary") or ""
+
+
+def entry_key(item: Mapping[str, Any], title: str, body: str) -> str:
+    """guid/id, else link, else a digest of title and content."""
+    for field in ("id", "link"):
+        value = (item.get(field) or "").strip()
+        if value:
+            return value
+    return "sha256:" + hashlib.sha256(f"{title}\n{body}".encode()).hexdigest()
+
+
+def parse_feed(content: bytes, url: str, source_id: str, *, outlet: str | None = None,
+               content_type: str | None = None) -> ParsedFeed:
+    """Feed bytes → entries; an empty body, an HTML page, unreadable XML or entity tricks are ParseErrors."""
+    if not content.strip():
+        raise ParseError(f"empty body from {url}: expected an RSS or Atom feed")
+    refuse_entity_declarations(content, url)
+    headers = {"content-location": url}
+    if content_type:
+        # RFC 3023 makes text/xml without a charset US-ASCII; servers mean "see the XML declaration".
+        if content_type.split(";")[0].strip().lower() == "text/xml" and "charset" not in content_type.lower():
+            content_type = "application/xml"
+        headers["content-type"] = content_type
+    parsed = feedparser.parse(content, response_headers=headers, sanitize_html=True, resolve_relative_uris=True)
+    items = parsed.get("entries") or []
+    version = parsed.get("version") or ""
+    problem = parsed.get("bozo_exception") if parsed.get("bozo") else None
+    if not items and not version:
+        if _HTML_START.search(content[:4096]) or "html" in (content_type or "").lower():
+            raise ParseError(f"expected an RSS or Atom feed from {url} but got an HTML page"
+                             f"{f' ({content_type})' if content_type else ''}")
+        reason = f": {problem}" if problem else ""
+        raise ParseError(f"not an RSS or Atom feed at {url} (malformed XML, no entries){reason}")
+    warning = None
+    if problem is not None:
+        if not items:
+            raise ParseError(f"malformed feed at {url} with no readable entries: {problem}")
+        warning = f"feed at {url} is not well-formed ({problem}); read {len(items)} entries anyway"
+        log.warning("%s", warning)
+    feed_title = (parsed.get("feed") or {}).get("title") or ""
+    entries = []
+    for item in items:
+        title = (item.get("title") or "").strip()
+        body = _body(item)
+        # dict.get: FeedParserDict.get would quietly answer updated_parsed with published_parsed
+        updated = _when(dict.get(item, "updated_parsed"))
+        published = _when(dict.get(item, "published_parsed")) or updated
+        entries.append(Entry(
+            source_id=source_id,
+            key=entry_key(item, title, body),
+            url=item.get("link") or None,
+            title=title or (body[:40] if body else "(untitled)"),
+            body_html=body,
+            published_at=published,
+            updated_at=updated if updated and updated != published else None,
+            outlet=outlet or feed_title or None,
+        ))
+    return ParsedFeed(title=feed_title, version=version, entries=tuple(entries), warning=warning)
+
+
+class FeedSource:
+    """Polls an RSS/Atom URL conditionally and returns its entries."""
+
+    kind = "feed"
+
+    def __init__(self, config: SourceConfig, fetcher: Fetcher):
+        self.config = config
+        self.fetcher = fetcher
+
+    async def poll(self, state: SourceState | None, known: Set[str], *,
+                   page_validators: PageValidators | None = None) -> PollResult:
+        """Fetch the feed (304 → nothing parsed) and return its entries; the first poll is bounded by backfill."""
+        result = await self.fetcher.get(self.config.url, etag=state.etag if state else None,
+                                        last_modified=state.last_modified if state else None, accept=ACCEPT_FEED)
+        if result.not_modified:
+            etag, last_modified = (state.etag, state.last_modified) if state else (None, None)
+            return PollResult(etag=etag, last_modified=last_modified, not_modified=True)
+        feed = parse_feed(result.content, result.final_url, self.config.id, outlet=self.config.outlet,
+                          content_type=result.content_type)
+        entries = self.select(feed.entries, known, state)
+        return PollResult(entries=entries, etag=result.etag, last_modified=result.last_modified,
+                          warnings=(feed.warning,) if feed.warning else (), listed=len(feed.entries))
+
+    def select(self, entries: tuple[Entry, ...], known: Set[str], state: SourceState | None) -> tuple[Entry, ...]:
+        """Stored entries (edits become updates) and new ones; old unseen ones only within `backfill` on the first run.
+
+        After the first run an unstored entry counts as new when it sits above the oldest stored entry in
+        the feed, or is dated no earlier than a day before the last good poll.
+        """
+        first_run = state is None or state.last_ok_at is None
+        if first_run and not known:
+            return self._first_run(entries)
+        positions = [i for i, e in enumerate(entries) if e.key in known]
+        horizon = positions[-1] if positions else -1
+        since = state.last_ok_at - timedelta(days=1) if state and state.last_ok_at else None
+        return tuple(e for i, e in enumerate(entries)
+                     if e.key in known or i < horizon or since is None
+                     or e.published_at is None or e.published_at >= since)
+
+    def _first_run(self, entries: tuple[Entry, ...]) -> tuple[Entry, ...]:
+        bound = self.config.backfill
+        if bound is None:
+            return entries
+        newest_first = sorted(entries, key=lambda e: e.published_at or datetime.min.replace(tzinfo=UTC),
+                              reverse=True)
+        if isinstance(bound, int):
+            return tuple(newest_first[:bound])
+        return tuple(e for e in newest_first if e.published_at is None or e.published_at.date() >= bound)

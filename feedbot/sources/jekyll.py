@@ -1,0 +1,366 @@
+"""The Jekyll news site: the category page is the index, each post page holds one article."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Set
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from urllib.parse import urljoin, urlsplit
+
+import lxml.html
+from lxml import etree
+
+from feedbot.config import SourceConfig
+from feedbot.errors import FetchError, ParseError
+from feedbot.fetch import Fetcher, FetchResult
+from feedbot.model import Entry, SourceState
+from feedbot.sources.base import PageRecord, PageValidators, PollResult, body_digest
+
+log = logging.getLogger(__name__)
+
+CST = timezone(timedelta(hours=8), "CST")
+# <li><a href="/zhongguohuanjingbao/2022/03/28/NW202203282324189380.html">title</a></li>
+_POST_LINK = re.compile(
+    r'<li>\s*<a\s[^>]*?href="([^"]*?/(\d{4})/(\d{2})/(\d{2})/[^"/]+\.html)"[^>]*>(.*?)</a>', re.S | re.I)
+_TAG = re.compile(r"<[^>]+>")
+_POST_PATH = re.compile(r"/(\d{4})/(\d{2})/(\d{2})/[^/]+\.html$")
+# <small>(GMT+8, Asia/Shanghai, CST) 2022-03-28 07:19:21</small>
+_STAMP = re.compile(r"(\d{4}-\d{2}-\d{2})[ T](\d{1,2}:\d{2}(?::\d{2})?)")
+_GMT_OFFSET = re.compile(r"GMT\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?", re.I)
+_SOURCE_NOTE = re.compile(r"[（(]\s*文章来源[:：]\s*(.+?)\s*[）)]")
+_NAV_PREFIX = "返回"
+ACCEPT_HTML = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
+
+
+@dataclass(frozen=True)
+class PostLink:
+    """One post as the category page lists it."""
+
+    url: str
+    title: str
+
+    @property
+    def key(self) -> str:
+        """The post's identity: its URL path (stable across http/https and host moves)."""
+        return post_key(self.url)
+
+    @property
+    def day(self) -> date | None:
+        """The publication day in the URL (/YYYY/MM/DD/)."""
+        return post_day(self.url)
+
+
+def post_key(url: str) -> str:
+    """Stable key of a post URL: the path."""
+    return urlsplit(url).path
+
+
+def post_day(url: str) -> date | None:
+    """The /YYYY/MM/DD/ day of a post URL or key."""
+    match = _POST_PATH.search(urlsplit(url).path)
+    if not match:
+        return None
+    try:
+        return date(int(match[1]), int(match[2]), int(match[3]))
+    except ValueError:
+        return None
+
+
+def parse_category(page: str, base_url: str) -> list[PostLink]:
+    """Post links of a category page, in page order (newest first)."""
+    start = page.find("<section")
+    body = page[start:] if start >= 0 else page  # the header's site link is not a post
+    links = []
+    seen = set()
+    for match in _POST_LINK.finditer(body):
+        url = urljoin(base_url, html.unescape(match.group(1)))
+        if url in seen:
+            continue
+        seen.add(url)
+        title = match.group(5)
+        if "<" in title:
+            title = _TAG.sub("", title)
+        links.append(PostLink(url=url, title=html.unescape(title).strip()))
+    return links
+
+
+def _text(el: etree._Element) -> str:
+    return " ".join("".join(el.itertext()).split())
+
+
+def _only_links(el: etree._Element) -> list[etree._Element]:
+    """The <a> children of a paragraph whose whole text is inside those links (else [])."""
+    anchors = el.findall(".//a")
+    if not anchors:
+        return []
+    outside = (el.text or "") + "".join((a.tail or "") for a in anchors if a.getparent() is el)
+    return anchors if outside.strip(" \n\t|｜") == "" else []
+
+
+def _published(section: etree._Element) -> datetime | None:
+    for small in section.iter("small"):
+        text = _text(small)
+        stamp = _STAMP.search(text)
+        if not stamp:
+            continue
+        clock = stamp[2] if stamp[2].count(":") == 2 else stamp[2] + ":00"
+        naive = datetime.strptime(f"{stamp[1]} {clock}", "%Y-%m-%d %H:%M:%S")
+        offset = _GMT_OFFSET.search(text)
+        if offset:
+            minutes = int(offset[2]) * 60 + int(offset[3] or 0)
+            tz = timezone(timedelta(minutes=minutes if offset[1] == "+" else -minutes))
+        else:
+            tz = CST  # the site writes Asia/Shanghai times
+        return naive.replace(tzinfo=tz)
+    return None
+
+
+def parse_post(page: str, url: str, source_id: str, outlet: str | None = None) -> Entry:
+    """A post page → Entry: title, CST time, article paragraphs and the original-source link; no site chrome."""
+    try:
+        root = lxml.html.document_fromstring(page)
+    except (etree.ParserError, ValueError) as exc:
+        raise ParseError(f"not an HTML page at {url}: {exc}") from exc
+    section = root.find(".//section")
+    if section is None:
+        section = root.find(".//body")
+    if section is None:
+        raise ParseError(f"no page body at {url}: not a post page of the Jekyll site")
+    heading = section.find(".//h1")
+    if heading is None or not _text(heading):
+        raise ParseError(f"no <h1> title in the article at {url}: not a post page of the Jekyll site")
+    title = _text(heading)
+    published = _published(section)
+    body_parts: list[str] = []
+    origin_url: str | None = None
+    page_outlet: str | None = None
+    after_title = False
+    for el in section:
+        if not isinstance(el.tag, str):
+            continue  # comments, processing instructions
+        if el is heading or heading in el.iterancestors():
+            after_title = True
+            continue
+        if not after_title or el.tag == "small":
+            continue  # the timestamp above the title, the tags line below the article
+        text = _text(el)
+        if (el.tag == "p" and "em_media" in (el.get("class") or "")) or _SOURCE_NOTE.fullmatch(text or ""):
+            note = _SOURCE_NOTE.search(text)
+            page_outlet = note[1] if note else page_outlet
+            continue
+        anchors = _only_links(el) if el.tag == "p" else []
+        if anchors and any(_text(a).startswith(_NAV_PREFIX) for a in anchors):
+            break  # 返回… navigation: the article is over
+        if len(anchors) == 1 and origin_url is None:
+            href = (anchors[0].get("href") or "").strip()
+            label = _text(anchors[0])
+            if href and (label == href or label.startswith(("http://", "https://"))):
+                origin_url = urljoin(url, href)
+                continue
+        if not text and el.find(".//img") is None:
+            continue
+        body_parts.append(lxml.html.tostring(el, encoding="unicode", with_tail=False))
+    if not body_parts:
+        raise ParseError(f"no article paragraphs after the title at {url}")
+    return Entry(source_id=source_id, key=post_key(url), url=url, title=title, body_html="\n".join(body_parts),
+                 published_at=published, outlet=outlet or page_outlet, origin_url=origin_url)
+
+
+class _Pacer:
+    """Spaces request starts at least `delay` seconds apart (politeness towards one site)."""
+
+    def __init__(self, delay: float):
+        self.delay = delay
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        if self.delay <= 0:
+            return
+        async with self._lock:
+            now = time.monotonic()
+            if self._next > now:
+                await asyncio.sleep(self._next - now)
+            self._next = max(now, self._next) + self.delay
+
+
+@dataclass
+class BackfillReport:
+    """What a backfill did."""
+
+    planned: int
+    saved: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _PostOutcome:
+    link: PostLink
+    entry: Entry | None = None
+    page: PageRecord | None = None
+    error: str | None = None
+    failure: Exception | None = None
+
+
+class JekyllSource:
+    """Polls a Jekyll category page and fetches the post pages it has not stored yet."""
+
+    kind = "jekyll"
+
+    def __init__(self, config: SourceConfig, fetcher: Fetcher, *, recheck: int = 5,
+                 concurrency: int | None = None, delay: float = 0.0):
+        self.config = config
+        self.fetcher = fetcher
+        self.recheck = recheck  # newest stored posts re-checked (conditional GET) each poll, to catch edits
+        self.concurrency = concurrency or fetcher.config.per_host
+        self.delay = delay  # between post-page requests in a poll; backfill uses fetcher.config.delay
+
+    async def fetch_index(self, state: SourceState | None = None) -> tuple[FetchResult, list[PostLink]]:
+        """The category page (conditionally) and its post links; no links parsed on a 304."""
+        result = await self.fetcher.get(self.config.url, etag=state.etag if state else None,
+                                        last_modified=state.last_modified if state else None, accept=ACCEPT_HTML)
+        if result.not_modified:
+            return result, []
+        links = parse_category(result.text, result.final_url)
+        if not links:
+            raise ParseError(f"no post links on {self.config.url}: expected a Jekyll category page "
+                             f'with <li><a href="/…/YYYY/MM/DD/….html"> items')
+        return result, links
+
+    def select_new(self, links: list[PostLink], known: Set[str], state: SourceState | None) -> list[PostLink]:
+        """Listed posts not stored yet, above the oldest stored one; the first run is bounded by `backfill`."""
+        positions = [i for i, link in enumerate(links) if link.key in known]
+        if positions:
+            return [link for link in links[:positions[-1]] if link.key not in known]
+        fresh = [link for link in links if link.key not in known]
+        if state is not None and state.last_ok_at is not None:
+            # Polled before but nothing stored (backfill = 0): take what appeared since that poll.
+            since = state.last_ok_at.astimezone(CST).date() - timedelta(days=1)
+            return [link for link in fresh if (link.day or since) >= since]
+        bound = self.config.backfill
+        if bound is None:
+            return fresh
+        if isinstance(bound, int):
+            return fresh[:bound]
+        return [link for link in fresh if link.day is None or link.day >= bound]
+
+    def recheck_links(self, links: list[PostLink], known: Set[str]) -> list[PostLink]:
+        """The newest stored posts, to re-check for edits: from the page, or (on a 304) from the stored keys."""
+        if links:
+            return [link for link in links if link.key in known][:self.recheck]
+        base = self.config.url
+        dated = sorted((k for k in known if post_day(k)), key=lambda k: (post_day(k), k), reverse=True)
+        return [PostLink(url=urljoin(base, key), title="") for key in dated[:self.recheck]]
+
+    async def poll(self, state: SourceState | None, known: Set[str], *,
+                   page_validators: PageValidators | None = None) -> PollResult:
+        """One poll: category page (conditional), new posts, plus edits of the newest stored posts."""
+        index, links = await self.fetch_index(state)
+        new = self.select_new(links, known, state) if links else []
+        # Without stored validators a re-check could not tell an edit from a repeat: skip it.
+        recheck = self.recheck_links(links, known) if self.recheck and page_validators else []
+        outcomes = await self._fetch_all(new, page_validators=None)
+        checks = await self._fetch_all(recheck, page_validators=page_validators)
+        failed = [o for o in outcomes if o.error]
+        if new and len(failed) == len(new):
+            first = failed[0].failure
+            raise first if isinstance(first, FetchError) else FetchError(
+                f"every new post of {self.config.url} failed; first: {failed[0].error}", url=self.config.url)
+        entries = tuple(o.entry for o in (*outcomes, *checks) if o.entry is not None)
+        pages = tuple(o.page for o in (*outcomes, *checks) if o.page is not None)
+        errors = tuple(o.error for o in (*outcomes, *checks) if o.error)
+        keep_validators = not failed  # a failed post must be retried even when the page answers 304
+        if index.not_modified:
+            etag, last_modified = (state.etag, state.last_modified) if state else (None, None)
+        else:
+            etag, last_modified = index.etag, index.last_modified
+        if not keep_validators:
+            etag = last_modified = None
+        for error in errors:
+            log.warning("%s: %s", self.config.id, error)
+        return PollResult(entries=entries, etag=etag, last_modified=last_modified,
+                          not_modified=index.not_modified, pages=pages, errors=errors, listed=len(links))
+
+    async def _fetch_all(self, links: list[PostLink], *, page_validators: PageValidators | None,
+                         pacer: _Pacer | None = None) -> list[_PostOutcome]:
+        if not links:
+            return []
+        slots = asyncio.Semaphore(self.concurrency)
+        pacer = pacer or _Pacer(self.delay)
+
+        async def one(link: PostLink) -> _PostOutcome:
+            async with slots:
+                await pacer.wait()
+                return await self.fetch_post(link, page_validators)
+
+        return list(await asyncio.gather(*(one(link) for link in links)))
+
+    async def fetch_post(self, link: PostLink, page_validators: PageValidators | None = None) -> _PostOutcome:
+        """Fetch and parse one post page; with validators, a 304 or an identical page yields no entry."""
+        stored = page_validators(link.url) if page_validators else None
+        try:
+            result = await self.fetcher.get(link.url, etag=(stored or {}).get("etag"),
+                                            last_modified=(stored or {}).get("last_modified"), accept=ACCEPT_HTML)
+            if result.not_modified:
+                return _PostOutcome(link)
+            digest = body_digest(result.content)
+            page = PageRecord(url=link.url, etag=result.etag, last_modified=result.last_modified,
+                              content_hash=digest)
+            if stored and stored.get("content_hash") == digest:
+                return _PostOutcome(link, page=page)
+            entry = parse_post(result.text, link.url, self.config.id, self.config.outlet)
+            return _PostOutcome(link, entry=entry, page=page)
+        except (FetchError, ParseError) as exc:
+            return _PostOutcome(link, error=str(exc), failure=exc)
+
+    # ---- backfill: older posts on demand -------------------------------------------------------
+
+    async def backfill_plan(self, since: date, known: Set[str]) -> list[PostLink]:
+        """Posts listed on the category page, published on or after `since`, not stored yet (oldest first)."""
+        _, links = await self.fetch_index(None)
+        wanted = [link for link in links if link.key not in known and (link.day is None or link.day >= since)]
+        return list(reversed(wanted))
+
+    async def backfill(self, since: date, known: Set[str], save: Callable[[Entry], str], *,
+                       on_plan: Callable[[int], None] | None = None,
+                       on_post: Callable[[PostLink, str | None], None] | None = None,
+                       delay: float | None = None) -> BackfillReport:
+        """Fetch every listed post since `since` not stored yet; `save(entry)` stores one and returns its status."""
+        plan = await self.backfill_plan(since, known)
+        if on_plan:
+            on_plan(len(plan))
+        report = BackfillReport(planned=len(plan))
+        async for link, entry, error in self.fetch_posts(plan, delay=delay):
+            if entry is not None:
+                status = save(entry)
+                report.saved += status in ("new", "updated")
+            else:
+                report.errors.append(error or f"nothing read from {link.url}")
+            if on_post:
+                on_post(link, error)
+        return report
+
+    async def fetch_posts(self, links: Iterable[PostLink], *, delay: float | None = None
+                          ) -> AsyncIterator[tuple[PostLink, Entry | None, str | None]]:
+        """Fetch posts politely (concurrency limit, `delay` between starts), yielding each as it completes."""
+        slots = asyncio.Semaphore(self.concurrency)
+        pacer = _Pacer(self.fetcher.config.delay if delay is None else delay)
+
+        async def one(link: PostLink) -> _PostOutcome:
+            async with slots:
+                await pacer.wait()
+                return await self.fetch_post(link)
+
+        tasks = [asyncio.ensure_future(one(link)) for link in links]
+        try:
+            for next_done in asyncio.as_completed(tasks):
+                outcome = await next_done
+                yield outcome.link, outcome.entry, outcome.error
+        finally:
+            for task in tasks:
+                task.cancel()
