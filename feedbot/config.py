@@ -359,6 +359,8 @@ def _parse_topics(table: Any, where: _Where) -> tuple[dict[str, TopicRules], dic
     user_rules: dict[str, dict] = {}
     for tid, body in table.items():
         key = f"topics.{tid}"
+        if tid == "all":
+            raise where.error(key, 'the topic id "all" is reserved (it names the feed of every topic)')
         _expect(body, dict, key, where, "a table")
         body = dict(body)
         if "telegram_chat" in body:

@@ -90,6 +90,7 @@ def test_full_example_is_parsed(write_config):
     ('[web]\nlisten = "localhost"\n', "web.listen: bad listen address 'localhost'"),
     ('[telegram]\ntoken = "123:abc"\n', "telegram.token: the bot token never lives in the config file"),
     ('log_level = "loud"\n', "log_level: expected one of debug, info, warning, error"),
+    ('[topics.all]\nname = "全部"\n', 'topics.all: the topic id "all" is reserved'),
 ])
 def test_invalid_config_names_file_and_key(write_config, body, message):
     path = write_config(body)
