@@ -121,10 +121,11 @@ def states_from(results: list, urls: list[str]) -> list[SourceState]:
                         last_ok_at=datetime.now(UTC)) for i, (r, url) in enumerate(zip(results, urls, strict=True))]
 
 
-async def bench_feeds(urls: list[str], control: str, baseline_sample: int) -> list[tuple[str, str]]:
+async def bench_feeds(urls: list[str], control: str, baseline_sample: int,
+                      connections: int) -> list[tuple[str, str]]:
     rows = []
     config = FetchConfig(timeout=20, deadline=60, per_host=4)
-    async with Fetcher(config, max_connections=100) as fetcher:
+    async with Fetcher(config, max_connections=connections) as fetcher:
         sources = [FeedSource(SourceConfig(id=f"s{i}", kind="feed", url=url, backfill=None), fetcher)
                    for i, url in enumerate(urls)]
         with Clock() as cold:
@@ -207,6 +208,7 @@ def main() -> None:
     parser.add_argument("--category-posts", type=int, default=5000)
     parser.add_argument("--baseline-sample", type=int, default=200,
                         help="feeds the sequential feedparser loop really fetches (scaled to --sources); 0 = all")
+    parser.add_argument("--connections", type=int, default=100, help="the Fetcher's connection pool size")
     parser.add_argument("--quick", action="store_true", help="100 sources, 5 ports, 50-feed baseline")
     args = parser.parse_args()
     if args.quick:
@@ -223,8 +225,8 @@ def main() -> None:
         urls = [f"http://127.0.0.1:{ports[i % len(ports)]}/feed/{i}.xml" for i in range(args.sources)]
         control = f"http://127.0.0.1:{ports[0]}"
         rows = [("setup", f"{args.sources} RSS sources ({ENTRIES_PER_FEED} entries each) on {len(ports)} loopback "
-                          f"hosts, {args.latency * 1000:.0f} ms latency, per_host=4, 100 connections")]
-        rows += asyncio.run(bench_feeds(urls, control, sample))
+                          f"hosts, {args.latency * 1000:.0f} ms latency, per_host=4, {args.connections} connections")]
+        rows += asyncio.run(bench_feeds(urls, control, sample, args.connections))
         rows += asyncio.run(bench_category(category_url, args.category_posts))
     finally:
         server.terminate()

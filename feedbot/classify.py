@@ -143,29 +143,29 @@ def classify(article: Article, topics: Mapping[str, TopicRules]) -> Classificati
 def classify_html(title: str, body_html: str, topics: Mapping[str, TopicRules], *, key: str = "",
                   url: str | None = None, source_id: str = "adhoc") -> Classification:
     """Normalize raw HTML into an article and classify it."""
-    article = normalize(Entry(source_id=source_id, key=key or title, url=url, title=title, body_html=body_html))
-    return classify(article, topics)
+    entry = Entry(source_id=source_id, key=key or title, url=url, title=title, body_html=body_html)
+    return classify(normalize(entry), topics)
 
 
 def _units(article: Article) -> list[_Unit]:
-    folded_title = fold(article.title)
-    title_key = folded_title.strip()
-    units = [_Unit("title", article.title, folded_title, -1, False, _reading_size(article.title))]
-    lead_section = -1
+    pieces: list[tuple[Where, str, int]] = [("title", article.title, -1)]
     for index, section in enumerate(article.sections):
-        # Pages repeat the headline as a heading or a first line; it already counts as the title.
         if section.heading:
-            folded = fold(section.heading)
-            if not _repeats_title(folded, title_key):
-                units.append(_Unit("heading", section.heading, folded, index, False, _reading_size(folded)))
-        for paragraph in section.paragraphs:
-            folded = fold(paragraph)
-            if _repeats_title(folded, title_key):
-                continue
-            if lead_section < 0:
-                lead_section = index
-            units.append(_Unit("body", paragraph, folded, index, False, _reading_size(folded)))
-    return [replace(u, in_lead=True) if u.section == lead_section else u for u in units]
+            pieces.append(("heading", section.heading, index))
+        pieces.extend(("body", paragraph, index) for paragraph in section.paragraphs)
+    # One fold for the whole article; NUL never occurs in text that came through the HTML parser.
+    folded_pieces = fold("\0".join(text for _, text, _ in pieces)).split("\0")
+    if len(folded_pieces) != len(pieces):  # a NUL after all: fold piece by piece
+        folded_pieces = [fold(text) for _, text, _ in pieces]
+    title_key = folded_pieces[0].strip()
+    # Pages repeat the headline as a heading or a first line; it already counts as the title.
+    kept = [0] + [i for i in range(1, len(pieces)) if not _repeats_title(folded_pieces[i], title_key)]
+    lead_section = next((pieces[i][2] for i in kept if pieces[i][0] == "body"), -1)
+    return [
+        _Unit(pieces[i][0], pieces[i][1], folded_pieces[i], pieces[i][2],
+              pieces[i][2] == lead_section and i > 0, _reading_size(folded_pieces[i]))
+        for i in kept
+    ]
 
 
 def _reading_size(text: str) -> float:
@@ -177,7 +177,9 @@ def _reading_size(text: str) -> float:
 def _repeats_title(paragraph: str, title: str) -> bool:
     if not title:
         return False
-    return paragraph == title or (len(title) >= 8 and title in paragraph and len(paragraph) < 2 * len(title) + 10)
+    if paragraph == title:
+        return True
+    return len(title) >= 8 and title in paragraph and len(paragraph) < 2 * len(title) + 10
 
 
 def _is_word_char(char: str) -> bool:
@@ -288,8 +290,8 @@ def explain(article: Article, topics: Mapping[str, TopicRules]) -> tuple[TopicSc
     judged = [_judge(rules, tally, units) for rules, tally in zip(compiled.topics, tallies, strict=True)]
     several = sum(score.matched for score, _ in judged) > 1
     return tuple(
-        replace(score, excerpt=_excerpt(units, focus_by_unit, tally.skipped, several)) if score.matched else score
-        for (score, focus_by_unit), tally in zip(judged, tallies, strict=True)
+        replace(score, excerpt=_excerpt(units, focus, tally.skipped, several)) if score.matched else score
+        for (score, focus), tally in zip(judged, tallies, strict=True)
     )
 
 
@@ -391,7 +393,7 @@ def _excerpt(units: list[_Unit], focus_by_unit: dict[int, float], skipped: set[i
     sections = list(dict.fromkeys(units[i].section for i in body))
     if len(sections) > 1:
         # A heading that names the topic is the author's own word for what its section is about.
-        chosen = [units[i].section for i in body if units[i].where == "heading" and focus_by_unit.get(i, 0.0) > 0]
+        chosen = [units[i].section for i in body if units[i].where == "heading" and i in focus_by_unit]
         if not chosen and several:
             chosen = [s for s in sections if _section_focus(s, body, units, focus_by_unit) >= 0.5]
         picked = [i for i in body if units[i].section in chosen]
@@ -404,7 +406,8 @@ def _excerpt(units: list[_Unit], focus_by_unit: dict[int, float], skipped: set[i
     return _cap([units[i].text for i in _lead(body, units, focus_by_unit)], EXCERPT_MAX_CHARS)
 
 
-def _section_focus(section: int, body: list[int], units: list[_Unit], focus_by_unit: dict[int, float]) -> float:
+def _section_focus(section: int, body: list[int], units: list[_Unit],
+                   focus_by_unit: dict[int, float]) -> float:
     members = [i for i in body if units[i].section == section]
     if sum(units[i].size for i in members) < MIN_SECTION_CHARS:
         return 0.0

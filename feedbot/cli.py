@@ -258,13 +258,14 @@ def classify(state: CliState, file: str | None) -> None:
 
 
 @cli.command("eval")
-@click.option("--corpus", required=True, type=click.Path(exists=True, dir_okay=False), help="Labelled JSON lines.")
+@click.option("--corpus", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Labelled JSON lines (id, title, body_html, labels).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def evaluate(state: CliState, corpus: str, as_json: bool) -> None:
     """Precision, recall and F1 per topic on a labelled corpus, with the confusion."""
     from feedbot.evaluate import evaluate as run_eval
-    from feedbot.evaluate import load_corpus, report_dict, write_report
+    from feedbot.evaluate import format_report, load_corpus, report_dict
     from feedbot.rules import load_default_topics
 
     topics = state.config().topics if state.config_option else load_default_topics()
@@ -275,7 +276,7 @@ def evaluate(state: CliState, corpus: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report_dict(report), ensure_ascii=False, indent=2))
     else:
-        write_report(report, click.get_text_stream("stdout"))
+        click.echo(format_report(report), nl=False)
 
 
 @cli.command()
@@ -286,7 +287,7 @@ def evaluate(state: CliState, corpus: str, as_json: bool) -> None:
 def explain(state: CliState, target: str, article_id: str | None, as_json: bool) -> None:
     """Show each topic's score, evidence and excerpt for one article (URL or file)."""
     from feedbot.classify import explain as explain_article
-    from feedbot.evaluate import entry_from_file, entry_from_html, explanation_dict, write_explanation
+    from feedbot.evaluate import entry_from_file, entry_from_html, explanation_dict, format_explanation
     from feedbot.rules import load_default_topics
     from feedbot.text import normalize
 
@@ -316,7 +317,7 @@ def explain(state: CliState, target: str, article_id: str | None, as_json: bool)
     if as_json:
         click.echo(json.dumps(explanation_dict(article, scores), ensure_ascii=False, indent=2))
     else:
-        write_explanation(article, scores, click.get_text_stream("stdout"))
+        click.echo(format_explanation(article, scores), nl=False)
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from feedbot.errors import PublishError
 from feedbot.fetch import Fetcher
 from feedbot.metrics import Metrics
 from feedbot.notify import Notifier
-from feedbot.outbox import PublisherUnauthorized, targets_for
+from feedbot.outbox import CONSOLE, PublisherUnauthorized, targets_for
 from feedbot.pipeline import PollReport, poll_source, record_failure
 from feedbot.publish import feeds
 from feedbot.sources import make_source
@@ -29,6 +29,7 @@ from feedbot.store import Store, utcnow
 log = logging.getLogger("feedbot")
 
 DRAIN_EVERY = 30.0  # seconds between outbox checks when nothing new arrived (retries come due)
+DRAIN_BUDGET = 60.0  # one drain round never holds newer items back longer than this
 HEARTBEAT_EVERY = 15.0  # the scheduler proves it is alive this often
 STALL_AFTER = 120.0  # no heartbeat for this long: /healthz answers 503, the watchdog stops pinging
 FAILED_POLLS_UNHEALTHY = 3  # every source failed this many times in a row: unhealthy
@@ -56,6 +57,10 @@ class Daemon:
         self.notifier = notifier or Notifier(env)
         self.stop_event = asyncio.Event()
         self.kick = asyncio.Event()  # something new to publish
+        # The first drain waits for the first poll of every due source: the backlog guard must see
+        # a whole first run, not half a backfill.
+        self.first_polls_done = asyncio.Event()
+        self._awaiting_first_poll: set[str] = set()
         self.totals = CycleTotals()
         self.store: Store | None = None
         self.fetcher: Fetcher | None = None
@@ -99,6 +104,10 @@ class Daemon:
         if self.config.telegram.token is not None:
             from feedbot.publish.telegram import TelegramPublisher
 
+            dropped = self.store.drop_pending_of_kind(CONSOLE, reason="console output replaced by Telegram")
+            if dropped:
+                log.info("dropped %d console message(s) queued before the Telegram token was set", dropped)
+
             return TelegramPublisher(self.config, self.store)
         from feedbot.publish.console import ConsolePublisher
 
@@ -139,6 +148,9 @@ class Daemon:
         t.updated += report.updated
         t.failed += report.result == "failed"
         t.last[report.source_id] = report
+        self._awaiting_first_poll.discard(report.source_id)
+        if not self._awaiting_first_poll:
+            self.first_polls_done.set()
         if self.metrics is not None:
             self.metrics.polls.labels(report.source_id, report.result).inc()
             if report.new:
@@ -266,12 +278,16 @@ class Daemon:
             first = now
             if state and state.next_check_at and state.next_check_at > now:
                 first = state.next_check_at  # restarted during an interval or a backoff: keep it
+            else:
+                self._awaiting_first_poll.add(sid)
             self.scheduler.add_job(
                 self._poll_job, IntervalTrigger(seconds=config.interval, jitter=config.interval * 0.1),
                 args=[sid], id=f"poll:{sid}", name=f"poll {sid}", next_run_time=first, max_instances=1,
                 coalesce=True, misfire_grace_time=max(30, int(config.interval / 2)))
         self.scheduler.add_job(self._heartbeat, IntervalTrigger(seconds=HEARTBEAT_EVERY), id="heartbeat",
                                max_instances=1, coalesce=True, next_run_time=now)
+        if not self._awaiting_first_poll:
+            self.first_polls_done.set()
         self.scheduler.start()
 
     async def _heartbeat(self) -> None:
@@ -292,8 +308,11 @@ class Daemon:
             self._polls_in_flight.discard(task)
 
     async def _drain_loop(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.poll_deadline):
+                await _first_of(self.first_polls_done, self.stop_event)
         while not self.stop_event.is_set():
-            await self.drain()
+            await self.drain(budget=DRAIN_BUDGET)
             self.kick.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(DRAIN_EVERY):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import lxml.html
 from lxml import etree
@@ -159,11 +161,13 @@ def report_dict(report: EvalReport) -> dict[str, Any]:
     }
 
 
-def write_report(report: EvalReport, out: TextIO) -> None:
+def format_report(report: EvalReport) -> str:
     """A human-readable table of the metrics, then every mistake with the evidence behind it."""
+    out = io.StringIO()
     width = max([len(m.topic) for m in report.topics] + [len("topic")])
     out.write(f"{report.articles} articles\n\n")
-    out.write(f"{'topic':<{width}}  {'TP':>4} {'FP':>4} {'FN':>4}  {'precision':>9} {'recall':>7} {'F1':>6}\n")
+    out.write(f"{'topic':<{width}}  {'TP':>4} {'FP':>4} {'FN':>4}  {'precision':>9} {'recall':>7} "
+              f"{'F1':>6}\n")
     for m in (*report.topics, report.micro):
         out.write(f"{m.topic:<{width}}  {m.tp:>4} {m.fp:>4} {m.fn:>4}  {m.precision:>9.3f} {m.recall:>7.3f} "
                   f"{m.f1:>6.3f}\n")
@@ -174,6 +178,7 @@ def write_report(report: EvalReport, out: TextIO) -> None:
             out.write(f"  [{m.topic}] {m.id}  {m.title}\n")
             evidence = ", ".join(m.evidence[:8]) or "no evidence"
             out.write(f"      score {m.score:g} / threshold {m.threshold:g}: {evidence}\n")
+    return out.getvalue()
 
 
 def classification_record(article_id: str, verdict: Classification) -> dict[str, Any]:
@@ -212,11 +217,12 @@ def entry_from_row(row: Any, where: str) -> Entry:
         if not isinstance(row.get(key), str):
             raise CorpusError(f"{where}: {key!r} must be a string")
     url = row.get("url") if isinstance(row.get("url"), str) else None
-    return Entry(source_id="file", key=str(article_id), url=url, title=row["title"], body_html=row["body_html"])
+    return Entry(source_id="file", key=str(article_id), url=url, title=row["title"],
+                 body_html=row["body_html"])
 
 
 def entry_from_file(path: str | Path, article_id: str | None = None) -> Entry:
-    """One article from a .json object, a .jsonl corpus (the first row, or the row with article_id) or .html."""
+    """One article from .html, .json (one object) or .jsonl (the first row, or the one with article_id)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -268,8 +274,9 @@ def explanation_dict(article: Article, scores: Iterable[TopicScore]) -> dict[str
     }
 
 
-def write_explanation(article: Article, scores: Iterable[TopicScore], out: TextIO) -> None:
+def format_explanation(article: Article, scores: Iterable[TopicScore]) -> str:
     """Each topic's verdict, the numbers behind it, its evidence and its excerpt."""
+    out = io.StringIO()
     out.write(f"{article.title}\n")
     if article.url:
         out.write(f"{article.url}\n")
@@ -286,13 +293,20 @@ def write_explanation(article: Article, scores: Iterable[TopicScore], out: TextI
         if s.vetoed:
             out.write(f"   ruled out: {s.vetoed}\n")
         if s.evidence:
-            width = max(len(e.term) for e in s.evidence)
+            width = max(_width(e.term) for e in s.evidence)
             out.write("   evidence:\n")
             for e in s.evidence:
-                out.write(f"     {e.term:<{width}}  {e.where:<7}  ×{e.count:<3} {e.weight:g}\n")
+                padding = " " * (width - _width(e.term))
+                out.write(f"     {e.term}{padding}  {e.where:<7}  ×{e.count:<3} {e.weight:g}\n")
         else:
             out.write("   evidence: none\n")
         if s.excerpt:
             out.write("   excerpt:\n")
             for line in s.excerpt.splitlines():
                 out.write(f"     {line}\n")
+    return out.getvalue()
+
+
+def _width(text: str) -> int:
+    """Columns the text takes in a terminal: CJK characters are two wide."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)

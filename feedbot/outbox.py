@@ -40,9 +40,11 @@ HEALTHY_META = "outbox.healthy_at:"
 
 
 def targets_for(config: Config) -> dict[str, list[str]]:
-    """topic → publishing targets: ``telegram:<chat>`` with a token, else ``console:<topic>`` for every topic."""
+    """topic → targets: ``telegram:<chat>`` with a token, else ``console:<topic>`` for every topic."""
     if config.telegram.token is not None:
-        return {topic: [f"{TELEGRAM}:{chat}"] for topic, chat in config.chats.items() if topic in config.topics}
+        return {
+            topic: [f"{TELEGRAM}:{chat}"] for topic, chat in config.chats.items() if topic in config.topics
+        }
     return {topic: [f"{CONSOLE}:{topic}"] for topic in config.topics}
 
 
@@ -118,15 +120,28 @@ class Pacing:
 
     def scaled(self, factor: float) -> Pacing:
         """The same pacing with every duration multiplied by ``factor`` (for tests and benchmarks)."""
-        return replace(self, per_chat_window=self.per_chat_window * factor, min_gap=self.min_gap * factor,
-                       overall_window=self.overall_window * factor, backoff_base=self.backoff_base * factor,
-                       backoff_cap=self.backoff_cap * factor, blocked_retry=self.blocked_retry * factor)
+        return replace(
+            self,
+            per_chat_window=self.per_chat_window * factor,
+            min_gap=self.min_gap * factor,
+            overall_window=self.overall_window * factor,
+            backoff_base=self.backoff_base * factor,
+            backoff_cap=self.backoff_cap * factor,
+            blocked_retry=self.blocked_retry * factor,
+        )
 
     @classmethod
     def unlimited(cls) -> Pacing:
         """No flood limits (the console)."""
-        return cls(per_chat=1_000_000, per_chat_window=1.0, min_gap=0.0, overall=1_000_000, overall_window=1.0,
-                   backoff_base=0.5, backoff_cap=5.0)
+        return cls(
+            per_chat=1_000_000,
+            per_chat_window=1.0,
+            min_gap=0.0,
+            overall=1_000_000,
+            overall_window=1.0,
+            backoff_base=0.5,
+            backoff_cap=5.0,
+        )
 
 
 class _Window:
@@ -184,8 +199,17 @@ class _Job:
 class Outbox:
     """Drains the deliveries of a set of targets through one Sender."""
 
-    def __init__(self, store: Store, sender: Sender, targets: Mapping[str, list[str]], *, max_backlog: int = 5,
-                 edit_window: float = 48 * 3600.0, pacing: Pacing | None = None, name: str = "outbox"):
+    def __init__(
+        self,
+        store: Store,
+        sender: Sender,
+        targets: Mapping[str, list[str]],
+        *,
+        max_backlog: int = 5,
+        edit_window: float = 48 * 3600.0,
+        pacing: Pacing | None = None,
+        name: str = "outbox",
+    ):
         self.store = store
         self.sender = sender
         self.topic_of = {t: topic for topic, ts in targets.items() for t in ts}
@@ -210,13 +234,17 @@ class Outbox:
         """Re-queue rows a killed process left 'sending' (they may go out twice; SIGTERM never leaves any)."""
         count = self.store.requeue_sending(self.targets)
         if count:
-            log.warning("%s: %d message(s) were in flight when the last process died; sending them again "
-                        "(at most one duplicate each)", self.name, count)
+            log.warning(
+                "%s: %d message(s) were in flight when the last process died; sending them again "
+                "(at most one duplicate each)",
+                self.name,
+                count,
+            )
         self._recovered = True
         return count
 
     def guard_backlog(self, target: str, stats: DrainStats, now: datetime | None = None) -> None:
-        """Seed a brand-new target, then drop all but the newest ``max_backlog`` pending items when it applies."""
+        """Seed a brand-new target, then keep only the newest ``max_backlog`` pending items if it applies."""
         now = now or utcnow()
         topic = self.topic_of[target]
         if self.store.target_state(target) is None and self.store.delivery_total(target) == 0:
@@ -229,21 +257,32 @@ class Outbox:
                 reason = f"backlog: older than the newest {self.max_backlog} on first start of {target}"
             else:
                 healthy = self.store.get_meta(HEALTHY_META + target)
-                if healthy and (now - datetime.fromisoformat(healthy)).total_seconds() > self.pacing.outage_after:
+                if (
+                    healthy
+                    and (now - datetime.fromisoformat(healthy)).total_seconds() > self.pacing.outage_after
+                ):
                     hours = (now - datetime.fromisoformat(healthy)).total_seconds() / 3600
-                    reason = f"backlog: older than the newest {self.max_backlog} after {hours:.1f} h without sending"
+                    reason = (f"backlog: older than the newest {self.max_backlog} "
+                              f"after {hours:.1f} h without sending")
         if reason:
             old = pending[: len(pending) - self.max_backlog]
             self.store.mark_dropped([d.id for d in old], reason=reason)
             stats.dropped += len(old)
-            log.info("%s: %s: dropped %d old message(s) (%s); they stay in the feeds", self.name, target, len(old),
-                     reason)
+            log.info(
+                "%s: %s: dropped %d old message(s) (%s); they stay in the feeds",
+                self.name,
+                target,
+                len(old),
+                reason,
+            )
         if self.store.target_state(target) is None:
             self.store.set_target_state(target, "ok", now=now)
 
     # ---- the drain ------------------------------------------------------------------------------
 
-    async def drain(self, stop: asyncio.Event | None = None, budget_seconds: float | None = None) -> DrainStats:
+    async def drain(
+        self, stop: asyncio.Event | None = None, budget_seconds: float | None = None
+    ) -> DrainStats:
         """Send what is pending (and edit what changed) until done, ``stop`` is set, or the budget is spent.
 
         A message in flight always completes and is recorded, so setting ``stop`` never leaves a
@@ -264,12 +303,18 @@ class Outbox:
                 continue
             self.guard_backlog(target, stats, now)
             jobs = [_Job("send", d) for d in self.store.deliveries(target=target, statuses=("pending",))]
-            jobs += [_Job("edit", d) for d in self.store.edits_due([target], now - timedelta(seconds=self.edit_window))]
+            jobs += [
+                _Job("edit", d)
+                for d in self.store.edits_due([target], now - timedelta(seconds=self.edit_window))
+            ]
             if not jobs:
                 self.store.set_meta(HEALTHY_META + target, now.isoformat())
                 continue
-            lanes.append(asyncio.create_task(self._lane(target, jobs, stop, deadline, stats),
-                                             name=f"{self.name}:{target}"))
+            lanes.append(
+                asyncio.create_task(
+                    self._lane(target, jobs, stop, deadline, stats), name=f"{self.name}:{target}"
+                )
+            )
         try:
             if lanes:
                 await asyncio.gather(*lanes)
@@ -278,8 +323,11 @@ class Outbox:
                 task.cancel()
             await asyncio.gather(*lanes, return_exceptions=True)
             for target in self.targets:
-                self.store.set_target_state(target, "unauthorized", error="401 Unauthorized: the bot token was "
-                                            "rejected; fix it and restart")
+                self.store.set_target_state(
+                    target,
+                    "unauthorized",
+                    error="401 Unauthorized: the bot token was rejected; fix it and restart",
+                )
             raise
         finally:
             stats.stopped = stop.is_set()
@@ -301,8 +349,9 @@ class Outbox:
                 await asyncio.wait_for(stop.wait(), seconds)
         return not stop.is_set() and (deadline is None or time.monotonic() < deadline)
 
-    async def _lane(self, target: str, jobs: list[_Job], stop: asyncio.Event, deadline: float | None,
-                    stats: DrainStats) -> None:
+    async def _lane(
+        self, target: str, jobs: list[_Job], stop: asyncio.Event, deadline: float | None, stats: DrainStats
+    ) -> None:
         lane = self._lane_for(target)
         healthy = True
         for job in jobs:
@@ -311,8 +360,12 @@ class Outbox:
                 if stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
                     return
                 now = time.monotonic()
-                ready = max(lane.window.next_free(now), lane.last_start + self.pacing.min_gap, lane.blocked_until,
-                            self._overall.next_free(now))
+                ready = max(
+                    lane.window.next_free(now),
+                    lane.last_start + self.pacing.min_gap,
+                    lane.blocked_until,
+                    self._overall.next_free(now),
+                )
                 if not_before is not None:
                     ready = max(ready, now + (not_before - utcnow()).total_seconds())
                 if ready > now:
@@ -325,8 +378,8 @@ class Outbox:
                         continue  # another lane took the overall budget while we queued
                     lane.last_start = now
                     self._overall.record(now)
-                    # The attempt runs shielded: cancelling the drain never cuts a send between the request and
-                    # the bookkeeping, so the row is either still 'sending' (killed) or recorded.
+                    # The attempt runs shielded: cancelling the drain never cuts a send between the request
+                    # and the bookkeeping, so the row is either still 'sending' (killed) or recorded.
                     outcome = await asyncio.shield(self._attempt(target, job, stats))
                 lane.window.record(time.monotonic())  # completion time: the server saw it before this
                 if isinstance(outcome, FloodWait):
@@ -367,7 +420,9 @@ class Outbox:
                 sent = await self.sender.edit(target, delivery.message_id or 0, article, delivery.topic)
         except FloodWait as exc:
             stats.rate_limited += 1
-            log.info("%s: %s: flood control, waiting %.1f s for this chat", self.name, target, exc.retry_after)
+            log.info(
+                "%s: %s: flood control, waiting %.1f s for this chat", self.name, target, exc.retry_after
+            )
             if job.kind == "send":
                 self.store.mark_retry(delivery.id, error=str(exc), next_attempt_at=utcnow())
             return exc
@@ -375,12 +430,19 @@ class Outbox:
             stats.retried += 1
             log.warning("%s: %s: %s; will retry", self.name, target, exc)
             if job.kind == "send":
-                self.store.mark_retry(delivery.id, error=str(exc), next_attempt_at=self._retry_at(delivery.attempts))
+                self.store.mark_retry(
+                    delivery.id, error=str(exc), next_attempt_at=self._retry_at(delivery.attempts)
+                )
             return exc
         except TargetBlocked as exc:
             retry_at = utcnow() + timedelta(seconds=self.pacing.blocked_retry)
-            log.error("%s: %s: %s; its messages stay pending, next try at %s", self.name, target, exc,
-                      retry_at.isoformat(timespec="seconds"))
+            log.error(
+                "%s: %s: %s; its messages stay pending, next try at %s",
+                self.name,
+                target,
+                exc,
+                retry_at.isoformat(timespec="seconds"),
+            )
             if job.kind == "send":
                 self.store.mark_retry(delivery.id, error=str(exc), next_attempt_at=utcnow())
             self.store.set_target_state(target, "blocked", error=str(exc), retry_at=retry_at)
@@ -391,15 +453,18 @@ class Outbox:
             if job.kind == "send":
                 self.store.mark_failed(delivery.id, error=str(exc))
             else:  # stop trying to edit a message that can't take the new version
-                self.store.mark_edited(delivery.id, content_hash=article.content_hash, note=f"edit failed: {exc}")
+                self.store.mark_edited(
+                    delivery.id, content_hash=article.content_hash, note=f"edit failed: {exc}"
+                )
             return exc
         except PublisherUnauthorized:
             if job.kind == "send":
                 self.store.mark_retry(delivery.id, error="401 Unauthorized", next_attempt_at=utcnow())
             raise
         if job.kind == "send":
-            self.store.mark_sent(delivery.id, message_id=sent.message_id, content_hash=article.content_hash,
-                                 note=sent.note)
+            self.store.mark_sent(
+                delivery.id, message_id=sent.message_id, content_hash=article.content_hash, note=sent.note
+            )
             stats.sent += 1
         else:
             self.store.mark_edited(delivery.id, content_hash=article.content_hash, note=sent.note)

@@ -24,6 +24,8 @@ TOPIC_KEYS = (
     *SCALAR_KEYS, "terms", "cooccur", "require_any", "exclude", "enabled",
     "replace_terms", "replace_cooccur", "replace_exclude",
 )
+CONFIG_ONLY_KEYS = ("telegram_chat",)  # read by feedbot.config, not a rule
+_HIGH = {"min_focus": 1.0}  # upper bounds of the numeric settings that have one
 DEFAULTS_KEYS = ("threshold", "min_focus", "title_boost", "heading_boost", "exclude")
 COOCCUR_KEYS = ("terms", "anchors")
 EXCLUDE_KEYS = ("phrases", "paragraphs", "titles")
@@ -103,12 +105,12 @@ _SIMPLIFIED = (
 _T2S = str.maketrans(_TRADITIONAL, _SIMPLIFIED)
 _TRADITIONAL_CHARS = re.compile(f"[{_TRADITIONAL}]")
 # Quotes and title marks vary between outlets (《巴黎协定》第六条 vs 巴黎协定第六条); matching ignores them.
-_IGNORED = str.maketrans("", "", "《》〈〉“”‘’「」『』\"'")
+_IGNORED = re.compile("[《》〈〉“”‘’「」『』\"']")
 
 
 def fold(text: str) -> str:
     """Fold text for matching: NFKC (full-width → ASCII), lower case, simplified characters, no quotes."""
-    text = unicodedata.normalize("NFKC", text).lower().translate(_IGNORED)
+    text = _IGNORED.sub("", unicodedata.normalize("NFKC", text).lower())
     # Only a reprint in traditional characters pays for the translation.
     if len(_TRADITIONAL_CHARS.findall(text, 0, 2000)) >= 5:
         text = text.translate(_T2S)
@@ -153,8 +155,8 @@ def merge_topics(defaults: dict[str, TopicRules], user: dict[str, dict], where: 
         elif "name" in table and "terms" in table:
             base = None
         else:
-            raise RulesError(f"{where}: {path}: unknown topic {_show(topic_id)}{_suggest(topic_id, defaults)}; "
-                             "a new topic needs at least name and terms")
+            raise RulesError(f"{where}: {path}: unknown topic {_show(topic_id)}"
+                             f"{_suggest(topic_id, defaults)}; a new topic needs at least name and terms")
         if not _bool(table.get("enabled", True), where, f"{path}.enabled"):
             merged.pop(topic_id, None)
             continue
@@ -210,7 +212,7 @@ def _parse_defaults(table: Any, where: str) -> RuleDefaults:
     values: dict[str, Any] = {}
     for key in ("threshold", "min_focus", "title_boost", "heading_boost"):
         if key in table:
-            values[key] = _number(table[key], where, f"defaults.{key}", high=1.0 if key == "min_focus" else None)
+            values[key] = _number(table[key], where, f"defaults.{key}", high=_HIGH.get(key))
     if "exclude" in table:
         values.update(_parse_exclude(table["exclude"], where, "defaults.exclude"))
     return replace(base, **values)
@@ -222,6 +224,9 @@ def _build_topic(topic_id: str, table: Mapping[str, Any], base: TopicRules | Non
     if not isinstance(topic_id, str) or not TOPIC_ID.match(topic_id):
         raise RulesError(f"{where}: {path}: a topic id is lower-case letters, digits and '-', "
                          f"got {_show(topic_id)}")
+    if topic_id == "all":
+        raise RulesError(f'{where}: {path}: the topic id "all" is reserved (it names the feed of every topic)')
+    table = {key: value for key, value in table.items() if key not in CONFIG_ONLY_KEYS}
     _check_keys(table, TOPIC_KEYS, where, path)
     if base is None:
         for key in ("name", "terms"):
@@ -245,9 +250,10 @@ def _build_topic(topic_id: str, table: Mapping[str, Any], base: TopicRules | Non
                          f"got {_show(values['hashtag'])}")
     for key in ("threshold", "min_focus", "title_boost", "heading_boost"):
         if key in table:
-            values[key] = _number(table[key], where, f"{path}.{key}", high=1.0 if key == "min_focus" else None)
+            values[key] = _number(table[key], where, f"{path}.{key}", high=_HIGH.get(key))
     if "terms" in table:
-        values["terms"] = _merge_terms(base.terms, table["terms"], flags["replace_terms"], where, f"{path}.terms")
+        values["terms"] = _merge_terms(base.terms, table["terms"], flags["replace_terms"], where,
+                                       f"{path}.terms")
     if "cooccur" in table:
         added = _parse_cooccur(table["cooccur"], where, f"{path}.cooccur")
         values["cooccur"] = added if flags["replace_cooccur"] else _unique(base.cooccur + added)
@@ -262,7 +268,7 @@ def _build_topic(topic_id: str, table: Mapping[str, Any], base: TopicRules | Non
     if not rules.terms:
         raise RulesError(f"{where}: {path}.terms: a topic needs at least one term with a weight above 0")
     if not rules.hashtag:
-        rules = replace(rules, hashtag="#" + re.sub(r"\W", "", rules.name))
+        rules = replace(rules, hashtag="#" + (re.sub(r"\W", "", rules.name) or topic_id.replace("-", "_")))
     return rules
 
 
@@ -312,18 +318,21 @@ def _parse_cooccur(raw: Any, where: str, path: str) -> tuple[Cooccur, ...]:
 
 def _parse_exclude(raw: Any, where: str, path: str) -> dict[str, tuple[str, ...]]:
     if not isinstance(raw, Mapping):
-        raise RulesError(f"{where}: {path}: expected a table with {', '.join(EXCLUDE_KEYS)}, got {_show(raw)}")
+        raise RulesError(f"{where}: {path}: expected a table with {', '.join(EXCLUDE_KEYS)}, "
+                         f"got {_show(raw)}")
     _check_keys(raw, EXCLUDE_KEYS, where, path)
-    return {f"exclude_{key}": _strings(raw[key], where, f"{path}.{key}") for key in EXCLUDE_KEYS if key in raw}
+    return {f"exclude_{key}": _strings(raw[key], where, f"{path}.{key}")
+            for key in EXCLUDE_KEYS if key in raw}
 
 
 def _check_keys(table: Mapping[str, Any], allowed: tuple[str, ...], where: str, path: str) -> None:
     for key in table:
         if key not in allowed:
             hint = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
-            did_you_mean = f" (did you mean {_show(hint[0])}?)" if hint else f" (expected one of: {', '.join(allowed)})"
             full = f"{path}.{key}" if path else str(key)
-            raise RulesError(f"{where}: {full}: unknown key{did_you_mean}")
+            if hint:
+                raise RulesError(f"{where}: {full}: unknown key (did you mean {_show(hint[0])}?)")
+            raise RulesError(f"{where}: {full}: unknown key (expected one of: {', '.join(allowed)})")
 
 
 def _suggest(topic_id: str, known: Mapping[str, Any]) -> str:

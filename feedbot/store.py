@@ -362,7 +362,7 @@ class Store:
             where.append("(d.next_attempt_at IS NULL OR d.next_attempt_at <= ?)")
             params.append(to_db(due_before))
         sql = ("SELECT d.* FROM deliveries d JOIN articles a ON a.id = d.article_id WHERE " + " AND ".join(where)
-               + " ORDER BY COALESCE(a.published_at, a.first_seen_at), a.id")
+               + " ORDER BY COALESCE(a.published_at, a.first_seen_at), a.id, d.id")
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return [_delivery(r) for r in self._rows(sql, params)]
@@ -407,6 +407,12 @@ class Store:
                 self.db.execute("UPDATE deliveries SET status = 'dropped', last_error = ? WHERE id = ? "
                                 "AND status = 'pending'", [reason, did])
         return len(ids)
+
+    def drop_pending_of_kind(self, kind: str, *, reason: str) -> int:
+        """Drop every pending delivery whose target is of one kind (e.g. "console" once a token is set)."""
+        cursor = self.db.execute("UPDATE deliveries SET status = 'dropped', last_error = ? "
+                                 "WHERE status = 'pending' AND target LIKE ?", [reason, f"{kind}:%"])
+        return cursor.rowcount
 
     # ---- telegram / outbox (telegram engineer) ------------------------------------------------
 
@@ -470,6 +476,47 @@ class Store:
         """The sent message now shows this article version (sent_at stays: the edit window counts from it)."""
         self.db.execute("UPDATE deliveries SET content_hash = ?, last_error = ? WHERE id = ?",
                         [content_hash, note, delivery_id])
+
+    # ---- benchmarks & drills ------------------------------------------------------------------
+
+    def integrity_check(self) -> str:
+        """SQLite's PRAGMA integrity_check: "ok", or the problems it found, one per line."""
+        return "\n".join(row[0] for row in self.db.execute("PRAGMA integrity_check"))
+
+    def bulk_load(self, items: Iterable[tuple[Article, Classification]], targets: Mapping[str, Iterable[str]],
+                  *, delivered: bool = True, now: datetime | None = None) -> int:
+        """Load many new articles in one transaction (benchmark set-up); deliveries are stored as sent."""
+        now_db = to_db(now or utcnow())
+        targets = {topic: list(ts) for topic, ts in targets.items()}
+        status = "sent" if delivered else "pending"
+        count = 0
+        with self.transaction():
+            for article, classification in items:
+                cursor = self.db.execute(
+                    "INSERT INTO articles(source_id, key, first_seen_at, updated_at, url, title, published_at, "
+                    "body_html, text, content_hash, outlet, origin_url) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [article.source_id, article.key, now_db, to_db(article.updated_at), article.url, article.title,
+                     to_db(article.published_at), article.body_html, article.text, article.content_hash,
+                     article.outlet, article.origin_url])
+                article_id = cursor.lastrowid
+                for match in classification.matches:
+                    if not match.matched:
+                        continue
+                    evidence = [[e.term, e.where, e.count, e.weight] for e in match.evidence]
+                    self.db.execute(
+                        "INSERT INTO classifications(article_id, topic, score, evidence, excerpt) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        [article_id, match.topic, match.score, json.dumps(evidence, ensure_ascii=False),
+                         match.excerpt])
+                    for target in targets.get(match.topic, ()):
+                        self.db.execute(
+                            "INSERT INTO deliveries(article_id, topic, target, status, attempts, created_at, "
+                            "sent_at, content_hash, message_id) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?)",
+                            [article_id, match.topic, target, status, now_db, now_db if delivered else None,
+                             article.content_hash, article_id if delivered else None])
+                count += 1
+        return count
+
 
 # ---- row → dataclass ------------------------------------------------------------------------
 

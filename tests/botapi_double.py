@@ -23,26 +23,62 @@ from typing import Any
 from aiohttp import web
 
 MAX_TEXT = 4096
-BOT_USER = {"id": 7000000001, "is_bot": True, "first_name": "feedbot double", "username": "feedbot_double_bot",
-            "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False}
+BOT_USER = {
+    "id": 7000000001,
+    "is_bot": True,
+    "first_name": "feedbot double",
+    "username": "feedbot_double_bot",
+    "can_join_groups": True,
+    "can_read_all_group_messages": False,
+    "supports_inline_queries": False,
+}
 # Telegram's HTML subset: tag → attributes it accepts.
 ALLOWED_TAGS = {
-    "b": (), "strong": (), "i": (), "em": (), "u": (), "ins": (), "s": (), "strike": (), "del": (),
-    "span": ("class",), "tg-spoiler": (), "a": ("href",), "code": ("class",), "pre": (),
-    "blockquote": ("expandable",), "tg-emoji": ("emoji-id",),
+    "b": (),
+    "strong": (),
+    "i": (),
+    "em": (),
+    "u": (),
+    "ins": (),
+    "s": (),
+    "strike": (),
+    "del": (),
+    "span": ("class",),
+    "tg-spoiler": (),
+    "a": ("href",),
+    "code": ("class",),
+    "pre": (),
+    "blockquote": ("expandable",),
+    "tg-emoji": ("emoji-id",),
 }
-ENTITY_TYPES = {"b": "bold", "strong": "bold", "i": "italic", "em": "italic", "u": "underline", "ins": "underline",
-                "s": "strikethrough", "strike": "strikethrough", "del": "strikethrough", "span": "spoiler",
-                "tg-spoiler": "spoiler", "a": "text_link", "code": "code", "pre": "pre", "blockquote": "blockquote",
-                "tg-emoji": "custom_emoji"}
+ENTITY_TYPES = {
+    "b": "bold",
+    "strong": "bold",
+    "i": "italic",
+    "em": "italic",
+    "u": "underline",
+    "ins": "underline",
+    "s": "strikethrough",
+    "strike": "strikethrough",
+    "del": "strikethrough",
+    "span": "spoiler",
+    "tg-spoiler": "spoiler",
+    "a": "text_link",
+    "code": "code",
+    "pre": "pre",
+    "blockquote": "blockquote",
+    "tg-emoji": "custom_emoji",
+}
 NAMED_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
-_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9-]*)((?:\s+[A-Za-z-]+(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s>]+))?)*)\s*/?>")
+_TAG = re.compile(
+    r"<(/?)([A-Za-z][A-Za-z0-9-]*)((?:\s+[A-Za-z-]+(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s>]+))?)*)\s*/?>"
+)
 _ATTR = re.compile(r"([A-Za-z-]+)(?:\s*=\s*(\"[^\"]*\"|'[^']*'|[^\s>]+))?")
 _ENTITY = re.compile(r"&(#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z]+);")
 
 
 class ParseEntitiesError(ValueError):
-    """The text is not valid Telegram HTML; the message is what Telegram says after 'can't parse entities: '."""
+    """Not valid Telegram HTML; the message is what follows "can't parse entities: "."""
 
 
 def utf16_len(text: str) -> int:
@@ -59,7 +95,9 @@ def _decode_entities(raw: str, base_offset: int) -> str:
         out.append(raw[pos:amp])
         match = _ENTITY.match(raw, amp)
         if not match:
-            raise ParseEntitiesError(f"Character entity expected at byte offset {base_offset + len(raw[:amp].encode())}")
+            raise ParseEntitiesError(
+                f"Character entity expected at byte offset {base_offset + len(raw[:amp].encode())}"
+            )
         name = match.group(1)
         if name.startswith("#"):
             code = int(name[2:], 16) if name[1:2] in "xX" else int(name[1:])
@@ -99,11 +137,18 @@ def parse_html(text: str) -> tuple[str, list[dict[str, Any]]]:
             raise ParseEntitiesError(f'Unsupported {kind} tag "{name}" at byte offset {offset}')
         if closing:
             if not stack or stack[-1][0] != name:
-                raise ParseEntitiesError(f'Unmatched end tag at byte offset {offset}, expected "</{stack[-1][0]}>", '
-                                         f'found "</{name}>"' if stack else
-                                         f'Unexpected end tag at byte offset {offset}')
+                raise ParseEntitiesError(
+                    f'Unmatched end tag at byte offset {offset}, expected "</{stack[-1][0]}>", '
+                    f'found "</{name}>"'
+                    if stack
+                    else f"Unexpected end tag at byte offset {offset}"
+                )
             open_name, start, attrs = stack.pop()
-            entity: dict[str, Any] = {"type": ENTITY_TYPES[open_name], "offset": start, "length": units - start}
+            entity: dict[str, Any] = {
+                "type": ENTITY_TYPES[open_name],
+                "offset": start,
+                "length": units - start,
+            }
             if open_name == "a":
                 entity["url"] = attrs.get("href", "")
             if entity["length"] > 0:
@@ -138,8 +183,13 @@ class Limits:
 
     def scaled(self, factor: float) -> Limits:
         """The same limits with every window multiplied by ``factor`` (0.05: one minute becomes 3 s)."""
-        return Limits(self.per_chat, self.per_chat_window * factor, self.overall, self.overall_window * factor,
-                      integer_retry_after=factor >= 1)
+        return Limits(
+            self.per_chat,
+            self.per_chat_window * factor,
+            self.overall,
+            self.overall_window * factor,
+            integer_retry_after=factor >= 1,
+        )
 
 
 @dataclass
@@ -159,9 +209,18 @@ class Recorded:
 class BotApiDouble:
     """The fake Bot API server; every knob is an attribute tests may change between requests."""
 
-    def __init__(self, token: str = "123456789:TESTtokenTESTtokenTESTtokenTESTtok", *, limits: Limits | None = None,
-                 forbidden_chats: tuple[str, ...] = (), fail_rate: float = 0.0, seed: int = 1,
-                 response_delay: float = 0.0, host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self,
+        token: str = "123456789:TESTtokenTESTtokenTESTtokenTESTtok",
+        *,
+        limits: Limits | None = None,
+        forbidden_chats: tuple[str, ...] = (),
+        fail_rate: float = 0.0,
+        seed: int = 1,
+        response_delay: float = 0.0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ):
         # Knobs that make the double disagree with our own checks, to exercise the fallbacks.
         self.refuse_html = False  # every HTML text gets "can't parse entities"
         self.max_text = MAX_TEXT
@@ -223,24 +282,44 @@ class BotApiDouble:
         """Accepted messages of one chat, in arrival order."""
         return [m for m in self.messages if m.chat_id == str(chat_id)]
 
-    def push_command(self, text: str, *, user_id: int = 4242, chat_type: str = "private",
-                     chat_id: int | None = None) -> int:
+    def push_command(
+        self, text: str, *, user_id: int = 4242, chat_type: str = "private", chat_id: int | None = None
+    ) -> int:
         """Queue a message update (e.g. '/latest carbon-market') as if a user wrote to the bot."""
         self._update_id += 1
         chat_id = chat_id if chat_id is not None else user_id
         chat = {"id": chat_id, "type": chat_type}
-        chat.update({"first_name": "Tester", "username": "tester"} if chat_type == "private" else {"title": "A group"})
-        entities = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}] if text.startswith("/") else []
-        self._updates.append({"update_id": self._update_id, "message": {
-            "message_id": self._update_id, "date": int(time.time()), "chat": chat, "text": text, "entities": entities,
-            "from": {"id": user_id, "is_bot": False, "first_name": "Tester", "username": "tester"}}})
+        chat.update(
+            {"first_name": "Tester", "username": "tester"} if chat_type == "private" else {"title": "A group"}
+        )
+        entities = (
+            [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+            if text.startswith("/")
+            else []
+        )
+        self._updates.append(
+            {
+                "update_id": self._update_id,
+                "message": {
+                    "message_id": self._update_id,
+                    "date": int(time.time()),
+                    "chat": chat,
+                    "text": text,
+                    "entities": entities,
+                    "from": {"id": user_id, "is_bot": False, "first_name": "Tester", "username": "tester"},
+                },
+            }
+        )
         self._new_update.set()
         return self._update_id
 
     def snapshot(self) -> dict[str, Any]:
         """Everything recorded, as JSON-able data."""
-        return {"messages": [asdict(m) for m in self.messages], "counts": dict(self.counts),
-                "pending_updates": len(self._updates)}
+        return {
+            "messages": [asdict(m) for m in self.messages],
+            "counts": dict(self.counts),
+            "pending_updates": len(self._updates),
+        }
 
     # ---- the API ------------------------------------------------------------------------------
 
@@ -249,7 +328,9 @@ class BotApiDouble:
 
     async def _command(self, request: web.Request) -> web.Response:
         body = await request.json()
-        return web.json_response({"update_id": self.push_command(body["text"], user_id=body.get("user_id", 4242))})
+        return web.json_response(
+            {"update_id": self.push_command(body["text"], user_id=body.get("user_id", 4242))}
+        )
 
     @staticmethod
     async def _params(request: web.Request) -> dict[str, Any]:
@@ -291,14 +372,20 @@ class BotApiDouble:
                 await asyncio.sleep(self.response_delay)
             if self.fail_rate and self.random.random() < self.fail_rate:
                 self.counts["502"] += 1
-                return web.json_response({"ok": False, "error_code": 502, "description": "Bad Gateway"}, status=502)
+                return web.json_response(
+                    {"ok": False, "error_code": 502, "description": "Bad Gateway"}, status=502
+                )
         return await handler(params)
 
     def _chat(self, chat_id: Any) -> dict[str, Any]:
         chat = str(chat_id)
         if chat.startswith("@"):
-            return {"id": -1000000000000 - zlib.crc32(chat.encode()) % 10**9, "type": "channel", "title": chat[1:],
-                    "username": chat[1:]}
+            return {
+                "id": -1000000000000 - zlib.crc32(chat.encode()) % 10**9,
+                "type": "channel",
+                "title": chat[1:],
+                "username": chat[1:],
+            }
         number = int(chat)
         if number > 0:
             return {"id": number, "type": "private", "first_name": "Tester"}
@@ -313,8 +400,9 @@ class BotApiDouble:
         if parse_mode == "HTML":
             if self.refuse_html:
                 self.counts["400 parse"] += 1
-                return self._error(400, "Bad Request: can't parse entities: Unsupported start tag \"b\" at byte "
-                                   "offset 0")
+                return self._error(
+                    400, 'Bad Request: can\'t parse entities: Unsupported start tag "b" at byte offset 0'
+                )
             try:
                 text, entities = parse_html(text)
             except ParseEntitiesError as exc:
@@ -359,10 +447,19 @@ class BotApiDouble:
             return str(params["disable_web_page_preview"]).lower() == "true"
         return None
 
-    def _message_json(self, chat: dict[str, Any], record: Recorded, entities: list[dict[str, Any]],
-                      edit_date: int | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {"message_id": record.message_id, "date": int(record.at), "chat": chat,
-                                "text": record.edits[-1] if record.edits else record.parsed_text}
+    def _message_json(
+        self,
+        chat: dict[str, Any],
+        record: Recorded,
+        entities: list[dict[str, Any]],
+        edit_date: int | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "message_id": record.message_id,
+            "date": int(record.at),
+            "chat": chat,
+            "text": record.edits[-1] if record.edits else record.parsed_text,
+        }
         if entities:
             body["entities"] = entities
         if chat["type"] == "channel":
@@ -407,9 +504,15 @@ class BotApiDouble:
             return limited
         parsed, entities = checked
         self._next_id[chat_id] += 1
-        record = Recorded(chat_id=chat_id, message_id=self._next_id[chat_id], text=params["text"], parsed_text=parsed,
-                          parse_mode=params.get("parse_mode"), preview_disabled=self._preview_disabled(params),
-                          at=time.time())
+        record = Recorded(
+            chat_id=chat_id,
+            message_id=self._next_id[chat_id],
+            text=params["text"],
+            parsed_text=parsed,
+            parse_mode=params.get("parse_mode"),
+            preview_disabled=self._preview_disabled(params),
+            at=time.time(),
+        )
         self.messages.append(record)
         self._by_id[(chat_id, record.message_id)] = record
         self.counts["sent"] += 1
@@ -430,8 +533,11 @@ class BotApiDouble:
         current = record.edits[-1] if record.edits else record.parsed_text
         if parsed == current:
             self.counts["400 not modified"] += 1
-            return self._error(400, "Bad Request: message is not modified: specified new message content and reply "
-                               "markup are exactly the same as a current content and reply markup of the message")
+            return self._error(
+                400,
+                "Bad Request: message is not modified: specified new message content and reply "
+                "markup are exactly the same as a current content and reply markup of the message",
+            )
         limited = self._flood(chat_id)
         if limited:
             return limited
@@ -486,8 +592,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     async def serve() -> None:
-        double = BotApiDouble(args.token, limits=Limits().scaled(args.scale), forbidden_chats=tuple(args.forbidden),
-                              fail_rate=args.fail_rate, port=args.port)
+        double = BotApiDouble(
+            args.token,
+            limits=Limits().scaled(args.scale),
+            forbidden_chats=tuple(args.forbidden),
+            fail_rate=args.fail_rate,
+            port=args.port,
+        )
         await double.start()
         print(f"listening on {double.base_url}", flush=True)
         await asyncio.Event().wait()

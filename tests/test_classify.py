@@ -98,7 +98,8 @@ def test_the_same_vocabulary_concentrated_in_the_story_routes():
 
 
 def test_title_only_evidence_decides_a_flash_too_short_to_judge():
-    by_topic = scores("全国碳市场第二个履约周期配额分配方案印发", html("记者从生态环境部获悉，相关方案已于今日正式印发。"))
+    flash = html("记者从生态环境部获悉，相关方案已于今日正式印发。")
+    by_topic = scores("全国碳市场第二个履约周期配额分配方案印发", flash)
     market = by_topic["carbon-market"]
     assert market.matched
     assert {e.where for e in market.evidence} == {"title"}
@@ -170,7 +171,7 @@ def test_latin_terms_match_whole_words_only():
     topics = merge_topics(TOPICS, {"ets-en": {"name": "ETS", "terms": {"ETS": 4}}}, "test.toml")
     body = html("Global markets and asset prices rose as investors weighed new data sets on inflation.")
     assert scores("Markets rally", body, topics)["ets-en"].evidence == ()
-    body = html("The EU ETS price rose. The ETS covers power and industry, and ETS allowances are traded daily.")
+    body = html("The EU ETS price rose. The ETS covers power and industry; ETS allowances trade daily.")
     assert scores("EU ETS price rises", body, topics)["ets-en"].matched
 
 

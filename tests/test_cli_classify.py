@@ -14,10 +14,12 @@ from tests.test_evaluate import CORPUS
 
 MARKET = {
     "id": "m1", "title": "全国碳市场扩容 钢铁水泥铝冶炼纳入", "url": "https://example.org/m1",
-    "body_html": "<p>生态环境部印发工作方案，将钢铁、水泥、铝冶炼行业纳入全国碳市场，覆盖排放量新增约30亿吨。</p>"
+    "body_html": "<p>生态环境部印发工作方案，将钢铁、水泥、铝冶炼行业纳入全国碳市场，"
+                 "覆盖排放量新增约30亿吨。</p>"
                  "<p>纳入行业的重点排放单位将于明年底前完成首次配额清缴，全国碳市场覆盖范围进一步扩大。</p>",
 }
-WEATHER = {"id": 7, "title": "明后两天有雨", "body_html": "<p>受冷空气影响，明后两天我市将有小到中雨，气温下降。</p>"}
+WEATHER = {"id": 7, "title": "明后两天有雨",
+           "body_html": "<p>受冷空气影响，明后两天我市将有小到中雨，气温下降。</p>"}
 
 POST_PAGE = """<!DOCTYPE html><html lang="zh-CN"><head><meta charset="UTF-8"><title>站点</title></head>
 <body><div class="wrapper"><header><h1><a href="/">金融消息</a></h1></header><section>
@@ -54,7 +56,7 @@ def test_classify_reads_stdin_and_writes_one_json_line_per_article():
     assert list(first["excerpt"]) == ["carbon-market"]
     assert first["excerpt"]["carbon-market"].startswith("生态环境部印发工作方案")
     assert second == {"id": "7", "topics": [], "scores": dict.fromkeys(first["scores"], 0.0),
-                      "evidence": dict.fromkeys(first["scores"], []), "excerpt": {}}
+                      "evidence": {topic: [] for topic in first["scores"]}, "excerpt": {}}
 
 
 def test_classify_reads_a_file(tmp_path):
@@ -77,7 +79,8 @@ def test_classify_uses_the_topics_of_a_given_config(write_config):
         [topics.hydrogen.terms]
         "加氢站" = 4
     """)
-    row = {"id": "h", "title": "我市新建加氢站", "body_html": "<p>我市今年新建加氢站5座，加氢站总数达到12座。</p>"}
+    row = {"id": "h", "title": "我市新建加氢站",
+           "body_html": "<p>我市今年新建加氢站5座，加氢站总数达到12座。</p>"}
     result = invoke(["--config", str(path), "classify"], input=lines(row))
     assert json.loads(result.output)["topics"] == ["hydrogen"]
 
@@ -118,7 +121,8 @@ def test_explain_json_and_html_files(tmp_path):
     assert data["title"] == "气候投融资试点名单公布"
     finance = next(t for t in data["topics"] if t["topic"] == "climate-finance")
     assert finance["matched"] and finance["threshold"] == 6.0
-    assert {"term": "气候投融资", "where": "title"} in [{k: e[k] for k in ("term", "where")} for e in finance["evidence"]]
+    assert {"term": "气候投融资试点", "where": "title"} in [{k: e[k] for k in ("term", "where")}
+                                                        for e in finance["evidence"]]
     single = tmp_path / "one.json"
     single.write_text(json.dumps(MARKET, ensure_ascii=False), encoding="utf-8")
     assert "carbon-market (碳市场): MATCH" in invoke(["explain", str(single)]).output
@@ -139,7 +143,7 @@ def site(monkeypatch):
     pages = {"/post.html": POST_PAGE, "/other.html": OTHER_PAGE}
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server's name)
+        def do_GET(self):
             body = pages.get(self.path)
             self.send_response(200 if body else 404)
             self.send_header("Content-Type", "text/html; charset=utf-8")

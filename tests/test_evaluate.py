@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 
 import pytest
@@ -11,10 +10,10 @@ from feedbot.evaluate import (
     CorpusError,
     TopicMetrics,
     evaluate,
+    format_report,
     load_corpus,
     read_corpus,
     report_dict,
-    write_report,
 )
 from feedbot.rules import load_default_topics
 
@@ -44,7 +43,8 @@ CORPUS = [
 @pytest.fixture
 def corpus_file(tmp_path):
     path = tmp_path / "tiny.jsonl"
-    path.write_text("\n".join(json.dumps(row, ensure_ascii=False) for row in CORPUS) + "\n\n", encoding="utf-8")
+    text = "\n".join(json.dumps(row, ensure_ascii=False) for row in CORPUS) + "\n\n"  # a blank line too
+    path.write_text(text, encoding="utf-8")
     return path
 
 
@@ -77,16 +77,15 @@ def test_mistakes_name_the_article_and_the_evidence(corpus_file):
 
 
 def test_text_report_has_the_table_and_the_confusion(corpus_file):
-    out = io.StringIO()
-    write_report(evaluate(load_corpus(corpus_file), load_default_topics()), out)
-    text = out.getvalue()
+    text = format_report(evaluate(load_corpus(corpus_file), load_default_topics()))
     rows = {line.split()[0]: line.split()[1:] for line in text.splitlines() if line.split()[:1] and
             line.split()[0] in ("carbon-market", "adaptation-2035", "micro")}
     assert rows["carbon-market"] == ["1", "1", "1", "0.500", "0.500", "0.500"]
     assert rows["adaptation-2035"] == ["1", "0", "0", "1.000", "1.000", "1.000"]
     assert rows["micro"] == ["2", "1", "1", "0.667", "0.667", "0.667"]
     assert "False positives (1):\n  [carbon-market] cm-2  全国碳市场运行平稳" in text
-    assert "False negatives (1):\n  [carbon-market] wx-1  明后两天有雨\n      score 0 / threshold 8: no evidence" in text
+    assert ("False negatives (1):\n  [carbon-market] wx-1  明后两天有雨\n"
+            "      score 0 / threshold 8: no evidence") in text
 
 
 def test_json_report(corpus_file):

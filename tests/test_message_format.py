@@ -20,10 +20,19 @@ from tests.botapi_double import parse_html, utf16_len
 
 def article(**overrides) -> StoredArticle:
     values = dict(
-        id=1, source_id="zhongguohuanjingbao", key="k", url="https://finews.example.org/p/NW1.html",
-        title="全国碳市场第二个履约周期启动", body_html="", text="第一段。第二段。", content_hash="h",
-        published_at=datetime(2022, 3, 27, 23, 19, 21, tzinfo=UTC), updated_at=None,
-        first_seen_at=datetime(2022, 3, 28, tzinfo=UTC), outlet="中国环境报", origin_url=None,
+        id=1,
+        source_id="zhongguohuanjingbao",
+        key="k",
+        url="https://finews.example.org/p/NW1.html",
+        title="全国碳市场第二个履约周期启动",
+        body_html="",
+        text="第一段。第二段。",
+        content_hash="h",
+        published_at=datetime(2022, 3, 27, 23, 19, 21, tzinfo=UTC),
+        updated_at=None,
+        first_seen_at=datetime(2022, 3, 28, tzinfo=UTC),
+        outlet="中国环境报",
+        origin_url=None,
         excerpts={"carbon-market": "全国碳市场运行平稳。配额清缴完成率99.5%。"},
     )
     values.update(overrides)
@@ -43,8 +52,12 @@ def test_layout_has_bold_title_outlet_shanghai_time_excerpt_link_and_hashtag():
         "#碳市场",
     ]
     assert {"type": "bold", "offset": 0, "length": 14} in entities
-    assert {"type": "text_link", "offset": text.index("原文链接"), "length": 4,
-            "url": "https://finews.example.org/p/NW1.html"} in entities
+    assert {
+        "type": "text_link",
+        "offset": text.index("原文链接"),
+        "length": 4,
+        "url": "https://finews.example.org/p/NW1.html",
+    } in entities
     assert "原文链接: https://finews.example.org/p/NW1.html" in message.plain
 
 
@@ -56,9 +69,11 @@ def test_excerpt_is_the_one_for_this_channel_and_falls_back_to_the_text():
 
 
 def test_hostile_title_and_url_are_shown_literally():
-    a = article(title='<script>alert(1)</script> & <b>粗体</b> "引号"',
-                origin_url='https://example.org/a?x=1&y="2"><b>',
-                excerpts={"carbon-market": "a < b && c > d; &amp; 不是实体。"})
+    a = article(
+        title='<script>alert(1)</script> & <b>粗体</b> "引号"',
+        origin_url='https://example.org/a?x=1&y="2"><b>',
+        excerpts={"carbon-market": "a < b && c > d; &amp; 不是实体。"},
+    )
     message = format_article(a, "carbon-market", "#碳市场")
     text, entities = parse_html(message.html)  # raises if Telegram would refuse it
     assert text.startswith('<script>alert(1)</script> & <b>粗体</b> "引号"\n')
@@ -90,21 +105,32 @@ def test_limit_counts_utf16_units_and_never_splits_a_surrogate_pair():
     assert cut_units("a🌏b", 3) == "a🌏"
 
 
-@pytest.mark.parametrize(("text", "limit", "expected"), [
-    ("第一句。第二句！第三句？", 100, "第一句。第二句！第三句？"),
-    ("第一句。第二句！第三句？", 9, "第一句。第二句！"),
-    ("他说：“好。”然后走了。", 8, "他说：“好。”"),
-    ("没有句号的一整段文字没有句号", 6, "没有句号的…"),
-])
+@pytest.mark.parametrize(
+    ("text", "limit", "expected"),
+    [
+        ("第一句。第二句！第三句？", 100, "第一句。第二句！第三句？"),
+        ("第一句。第二句！第三句？", 9, "第一句。第二句！"),
+        ("他说：“好。”然后走了。", 8, "他说：“好。”"),
+        ("没有句号的一整段文字没有句号", 6, "没有句号的…"),
+    ],
+)
 def test_trim_excerpt_prefers_sentence_ends(text, limit, expected):
     assert trim_excerpt(text, limit) == expected
     assert utf16_units(trim_excerpt(text, limit)) <= limit
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    ("#碳市场", "#碳市场"), ("碳 市场", "#碳市场"), ("#适应气候变化战略2035", "#适应气候变化战略2035"),
-    ("#carbon-market!", "#carbonmarket"), ("#2035", ""), ("", ""), ("#碳排放管理员·职业", "#碳排放管理员职业"),
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("#碳市场", "#碳市场"),
+        ("碳 市场", "#碳市场"),
+        ("#适应气候变化战略2035", "#适应气候变化战略2035"),
+        ("#carbon-market!", "#carbonmarket"),
+        ("#2035", ""),
+        ("", ""),
+        ("#碳排放管理员·职业", "#碳排放管理员职业"),
+    ],
+)
 def test_hashtags_keep_only_letters_digits_and_underscores(raw, expected):
     assert make_hashtag(raw) == expected
 

@@ -1,4 +1,4 @@
-"""The outbox: restart safety (real SIGKILL / SIGTERM), stop mid-drain, backlog guard, targets, console, pacing."""
+"""The outbox: restart safety (real SIGKILL/SIGTERM), stop mid-drain, backlog guard, console, pacing."""
 
 from __future__ import annotations
 
@@ -60,8 +60,15 @@ def fill(store: Store, config, count: int) -> dict[str, list[str]]:
 
 async def _drain_in_child(api: BotApiDouble, tmp_path: Path, sig: int, after: int) -> int:
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from tests.test_outbox import child_main; child_main()",
-        str(tmp_path), api.base_url, api.token, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        sys.executable,
+        "-c",
+        "from tests.test_outbox import child_main; child_main()",
+        str(tmp_path),
+        api.base_url,
+        api.token,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     for _ in range(1000):
         if len(api.messages) >= after:
             break
@@ -170,11 +177,14 @@ async def test_backlog_guard_on_first_start_keeps_the_newest_and_says_why(tmp_pa
         pub = TelegramPublisher(config, store, pacing=Pacing().scaled(SCALE))
         stats = await pub.drain()
         assert stats.dropped == 7 and stats.sent == 5
-        assert [m.parsed_text.splitlines()[0] for m in api.messages] == [make_article(n).title for n in range(7, 12)]
+        assert [m.parsed_text.splitlines()[0] for m in api.messages] == [
+            make_article(n).title for n in range(7, 12)
+        ]
         dropped = store.deliveries(statuses=("dropped",))
         assert [d.article_id for d in dropped] == list(range(1, 8))
         assert {d.last_error for d in dropped} == {
-            "backlog: older than the newest 5 on first start of telegram:@carbon_market_test"}
+            "backlog: older than the newest 5 on first start of telegram:@carbon_market_test"
+        }
         report = collect_status(config)["deliveries"]["telegram:@carbon_market_test"]
         assert report["by_status"] == {"dropped": 7, "sent": 5}
 
@@ -184,15 +194,18 @@ async def test_backlog_guard_on_first_start_keeps_the_newest_and_says_why(tmp_pa
         assert (await pub.drain()).sent == 8
 
         # After an outage (nothing sent for longer than outage_after): only the newest 5 again.
-        store.set_meta(HEALTHY_META + "telegram:@carbon_market_test",
-                       (datetime.now(UTC) - timedelta(hours=3)).isoformat())
+        store.set_meta(
+            HEALTHY_META + "telegram:@carbon_market_test",
+            (datetime.now(UTC) - timedelta(hours=3)).isoformat(),
+        )
         for n in range(20, 28):
             save(store, config, make_article(n), ["carbon-market"])
         stats = await pub.drain()
         await pub.close()
         assert stats.dropped == 3 and stats.sent == 5
         assert store.deliveries(statuses=("dropped",))[-1].last_error.startswith(
-            "backlog: older than the newest 5 after 3.0 h without sending")
+            "backlog: older than the newest 5 after 3.0 h without sending"
+        )
         store.close()
 
 
@@ -210,11 +223,15 @@ async def test_newly_configured_chat_gets_the_newest_articles_of_its_channel(tmp
         await pub.close()
         store.close()
     assert stats.seeded == 5 and stats.sent == 5 and again.seeded == 0
-    assert [m.parsed_text.splitlines()[0] for m in api.messages] == [make_article(n).title for n in range(4, 9)]
+    assert [m.parsed_text.splitlines()[0] for m in api.messages] == [
+        make_article(n).title for n in range(4, 9)
+    ]
 
 
 def test_targets_for_telegram_and_console(tmp_path):
-    with_token = make_config(tmp_path, None, token="123:abc", chats={"carbon-market": "@c", "climate-finance": "-100"})
+    with_token = make_config(
+        tmp_path, None, token="123:abc", chats={"carbon-market": "@c", "climate-finance": "-100"}
+    )
     assert targets_for(with_token) == {"carbon-market": ["telegram:@c"], "climate-finance": ["telegram:-100"]}
     without = make_config(tmp_path, None, chats={"carbon-market": "@c"})
     assert targets_for(without) == {t: [f"console:{t}"] for t in TOPICS}
@@ -247,7 +264,9 @@ def test_store_requeues_sending_rows_and_lists_edits(tmp_path):
     assert store.requeue_sending(["telegram:@carbon_market_test"]) == 1
     assert store.delivery(first.id).status == "pending" and store.delivery(first.id).attempts == 1
     store.mark_sent(first.id, message_id=10, content_hash="1-v1")
-    store.mark_sent(second.id, message_id=11, content_hash="2-v1", sent_at=datetime.now(UTC) - timedelta(days=3))
+    store.mark_sent(
+        second.id, message_id=11, content_hash="2-v1", sent_at=datetime.now(UTC) - timedelta(days=3)
+    )
     save(store, config, make_article(1, version="v2"), ["carbon-market"])
     save(store, config, make_article(2, version="v2"), ["carbon-market"])
     due = store.edits_due(["telegram:@carbon_market_test"], datetime.now(UTC) - timedelta(hours=48))

@@ -1,4 +1,4 @@
-"""The Telegram publisher against the loopback Bot API double: pacing, errors, edits, commands, token hygiene."""
+"""The Telegram publisher against the Bot API double: pacing, errors, edits, commands, token hygiene."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from feedbot.publish.telegram import TelegramPublisher, TelegramUnauthorized
 from feedbot.rules import TopicRules
 from feedbot.status import collect_status
 from feedbot.store import Store
-from tests.botapi_double import BotApiDouble, Limits, parse_html, utf16_len
+from tests.botapi_double import BotApiDouble, Limits, utf16_len
 
 SCALE = 0.05  # one minute of flood control becomes 3 s
 TOPICS = {
@@ -27,41 +27,83 @@ TOPICS = {
     "climate-finance": ("气候投融资试点", "#气候投融资试点"),
     "carbon-manager": ("碳排放管理员", "#碳排放管理员"),
 }
-CHATS = {"carbon-market": "@carbon_market_test", "adaptation-2035": "-1001234567890",
-         "climate-finance": "@climate_finance_test", "carbon-manager": "-1009876543210"}
+CHATS = {
+    "carbon-market": "@carbon_market_test",
+    "adaptation-2035": "-1001234567890",
+    "climate-finance": "@climate_finance_test",
+    "carbon-manager": "-1009876543210",
+}
 T0 = datetime(2022, 3, 1, tzinfo=UTC)
 
 
-def make_config(state_dir: Path, api: BotApiDouble | None, *, token: str | None = None,
-                chats: dict[str, str] | None = None, **telegram) -> Config:
+def make_config(
+    state_dir: Path,
+    api: BotApiDouble | None,
+    *,
+    token: str | None = None,
+    chats: dict[str, str] | None = None,
+    **telegram,
+) -> Config:
     """A Config for tests: the four channels, the double as the Bot API server."""
-    topics = {tid: TopicRules(id=tid, name=name, description="", hashtag=tag, terms=((name, 1.0),))
-              for tid, (name, tag) in TOPICS.items()}
+    topics = {
+        tid: TopicRules(id=tid, name=name, description="", hashtag=tag, terms=((name, 1.0),))
+        for tid, (name, tag) in TOPICS.items()
+    }
     if api is not None:
         telegram.setdefault("api_base_url", api.base_url)
         token = token or api.token
-    return Config(path=None, state_dir=state_dir, web=WebConfig(base_url="https://feeds.example.org"),
-                  fetch=FetchConfig(), feeds=FeedsConfig(), topics=topics,
-                  telegram=TelegramConfig(token=Secret(token) if token else None, **telegram),
-                  sources=(SourceConfig(id="zhongguohuanjingbao", kind="jekyll", url="https://x.example.org/",
-                                        outlet="中国环境报"),),
-                  chats=CHATS if chats is None else chats)
+    return Config(
+        path=None,
+        state_dir=state_dir,
+        web=WebConfig(base_url="https://feeds.example.org"),
+        fetch=FetchConfig(),
+        feeds=FeedsConfig(),
+        topics=topics,
+        telegram=TelegramConfig(token=Secret(token) if token else None, **telegram),
+        sources=(
+            SourceConfig(
+                id="zhongguohuanjingbao", kind="jekyll", url="https://x.example.org/", outlet="中国环境报"
+            ),
+        ),
+        chats=CHATS if chats is None else chats,
+    )
 
 
-def make_article(n: int, *, title: str | None = None, excerpt: str | None = None, version: str = "v1",
-                 published_at: datetime | None = None) -> Article:
+def make_article(
+    n: int,
+    *,
+    title: str | None = None,
+    excerpt: str | None = None,
+    version: str = "v1",
+    published_at: datetime | None = None,
+) -> Article:
     """Article n, published n minutes after T0."""
-    return Article(source_id="zhongguohuanjingbao", key=f"NW{n:04d}", url=f"https://x.example.org/NW{n:04d}.html",
-                   title=title or f"第{n}篇 碳市场新闻", body_html="<p>正文。</p>", text=f"第{n}篇正文。",
-                   paragraphs=(f"第{n}篇正文。",), sections=(), content_hash=f"{n}-{version}",
-                   published_at=published_at or T0 + timedelta(minutes=n), outlet="中国环境报")
+    return Article(
+        source_id="zhongguohuanjingbao",
+        key=f"NW{n:04d}",
+        url=f"https://x.example.org/NW{n:04d}.html",
+        title=title or f"第{n}篇 碳市场新闻",
+        body_html="<p>正文。</p>",
+        text=f"第{n}篇正文。",
+        paragraphs=(f"第{n}篇正文。",),
+        sections=(),
+        content_hash=f"{n}-{version}",
+        published_at=published_at or T0 + timedelta(minutes=n),
+        outlet="中国环境报",
+    )
 
 
 def save(store: Store, config: Config, article: Article, topics: Iterable[str], excerpt: str | None = None):
     """Store an article classified into ``topics``, with the deliveries the pipeline would create."""
-    matches = tuple(TopicMatch(topic=t, score=10.0, matched=True,
-                               excerpt=excerpt if excerpt is not None else f"{article.title}的摘要。")
-                    for t in topics)
+    matches = tuple(
+        TopicMatch(
+            topic=t,
+            score=10.0,
+            matched=True,
+            excerpt=excerpt if excerpt is not None else f"{article.title}的摘要。",
+        )
+        for t in topics
+    )
     return store.save_article(article, Classification(matches=matches), targets_for(config))
 
 
@@ -119,8 +161,12 @@ async def test_60_articles_over_4_chats_arrive_once_each_in_order(api, store, tm
 async def test_429_waits_for_that_chat_only(api, store, tmp_path):
     # Our pacing believes the chat may take 40 per window; the server allows 20: 429s must happen,
     # be waited out for that chat, and nothing may be lost or reordered.
-    config = make_config(tmp_path, api, max_backlog=1000, chats={"carbon-market": "@busy_chan",
-                                                                  "climate-finance": "@quiet_chan"})
+    config = make_config(
+        tmp_path,
+        api,
+        max_backlog=1000,
+        chats={"carbon-market": "@busy_chan", "climate-finance": "@quiet_chan"},
+    )
     for n in range(30):
         save(store, config, make_article(n), ["carbon-market"] + (["climate-finance"] if n < 5 else []))
     pub = await publisher(config, store, Pacing(per_chat=40, min_gap=0.0).scaled(SCALE))
@@ -208,14 +254,22 @@ async def test_an_edited_article_edits_its_message(api, store, tmp_path):
     pub = await publisher(config, store)
     try:
         await pub.drain()
-        result = save(store, config, make_article(1, title="第1篇 碳市场新闻（更新）", version="v2"),
-                      ["carbon-market", "climate-finance"])
+        result = save(
+            store,
+            config,
+            make_article(1, title="第1篇 碳市场新闻（更新）", version="v2"),
+            ["carbon-market", "climate-finance"],
+        )
         assert result.status == "updated"
         stats = await pub.drain()
         assert stats.edited == 2 and stats.sent == 0
         # Same visible text, new hash (e.g. a body change outside the excerpt): "not modified" is fine.
-        save(store, config, make_article(1, title="第1篇 碳市场新闻（更新）", version="v3"),
-             ["carbon-market", "climate-finance"])
+        save(
+            store,
+            config,
+            make_article(1, title="第1篇 碳市场新闻（更新）", version="v3"),
+            ["carbon-market", "climate-finance"],
+        )
         stats = await pub.drain()
         assert stats.edited == 2 and stats.failed == 0
         assert (await pub.drain()).edited == 0  # nothing left to edit
@@ -235,8 +289,12 @@ async def test_edits_stop_after_the_edit_window(api, store, tmp_path):
     try:
         await pub.drain()
         [row] = store.deliveries(statuses=("sent",))
-        store.mark_sent(row.id, message_id=row.message_id, content_hash=row.content_hash,
-                        sent_at=datetime.now(UTC) - timedelta(hours=2))
+        store.mark_sent(
+            row.id,
+            message_id=row.message_id,
+            content_hash=row.content_hash,
+            sent_at=datetime.now(UTC) - timedelta(hours=2),
+        )
         save(store, config, make_article(1, title="改过的标题", version="v2"), ["carbon-market"])
         stats = await pub.drain()
     finally:
@@ -262,7 +320,9 @@ async def test_403_blocks_the_target_keeps_items_pending_and_recovers(api, store
         report = collect_status(config)
         blocked = report["deliveries"]["telegram:@climate_finance_test"]
         assert blocked["state"] == "blocked" and "bot is not a member" in blocked["last_error"]
-        assert (await pub.drain()).blocked == ["telegram:@climate_finance_test"]  # not retried before retry_at
+        assert (await pub.drain()).blocked == [
+            "telegram:@climate_finance_test"
+        ]  # not retried before retry_at
         assert api.counts["403"] == 1
         api.forbidden_chats.clear()  # someone adds the bot back
         await asyncio.sleep(2.1)
@@ -336,8 +396,9 @@ async def test_the_token_never_reaches_logs_or_errors(api, store, tmp_path, capl
     api.forbidden_chats.add(CHATS["carbon-manager"])
     for n in range(8):
         save(store, config, make_article(n), list(TOPICS))
-    pub = TelegramPublisher(config, store, pacing=replace(Pacing().scaled(SCALE), backoff_base=0.01,
-                                                          backoff_cap=0.05))
+    pub = TelegramPublisher(
+        config, store, pacing=replace(Pacing().scaled(SCALE), backoff_base=0.01, backoff_cap=0.05)
+    )
     assert logging.getLogger("httpx").getEffectiveLevel() == logging.WARNING  # building the bot quieted it
     caplog.set_level(logging.DEBUG, logger="httpx")  # someone turns it up anyway: the filter still scrubs
     try:
@@ -385,7 +446,9 @@ async def test_private_chat_commands(api, store, tmp_path):
     start, topics, latest, unknown = (m.parsed_text for m in api.sent_to("4242"))
     assert "/topics" in start and "/latest" in start
     assert "https://feeds.example.org/feeds/carbon-market.atom" in topics and "@carbon_market_test" in topics
-    assert latest.splitlines()[1:] == [f"{i}. 第{n}篇 碳市场新闻 03-01" for i, n in enumerate(range(6, 1, -1), 1)]
+    assert latest.splitlines()[1:] == [
+        f"{i}. 第{n}篇 碳市场新闻 03-01" for i, n in enumerate(range(6, 1, -1), 1)
+    ]
     assert "用法" in unknown
     assert api.sent_to("-100555") == []
     assert [c["command"] for c in api.my_commands] == ["start", "help", "topics", "latest"]

@@ -51,7 +51,8 @@ def test_weight_zero_removes_a_default_term_and_replace_terms_starts_over():
     defaults = load_default_topics()
     removed = merge_topics(defaults, {"carbon-market": {"terms": {"碳价": 0}}}, WHERE)
     assert "碳价" not in removed["carbon-market"].term_weights
-    replaced = merge_topics(defaults, {"carbon-market": {"terms": {"碳市场": 3}, "replace_terms": True}}, WHERE)
+    user = {"carbon-market": {"terms": {"碳市场": 3}, "replace_terms": True}}
+    replaced = merge_topics(defaults, user, WHERE)
     assert replaced["carbon-market"].terms == (("碳市场", 3.0),)
 
 

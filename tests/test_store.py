@@ -155,3 +155,11 @@ def test_source_rows_follow_the_config_and_record_failures(store):
 def test_naive_datetimes_are_rejected(store):
     with pytest.raises(ValueError, match="naive datetime"):
         store.save_article(make_article(published_at=datetime(2022, 1, 1)), verdict(), {})
+
+
+def test_pending_console_deliveries_can_be_dropped_by_kind(store):
+    store.save_article(make_article(), verdict("carbon-market"),
+                       {"carbon-market": ["console:carbon-market", "telegram:@cm"]})
+    assert store.drop_pending_of_kind("console", reason="replaced") == 1
+    assert [(d.target, d.status) for d in store.deliveries(statuses=["pending", "dropped"])] == [
+        ("console:carbon-market", "dropped"), ("telegram:@cm", "pending")]

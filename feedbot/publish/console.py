@@ -54,16 +54,26 @@ class ConsolePublisher:
 
     def __init__(self, config: Config, store: Store, *, stream: TextIO | None = None):
         self.sender = ConsoleSender(config, stream)
-        targets = {topic: [t for t in ts if t.startswith(CONSOLE + ":")] for topic, ts in targets_for(config).items()}
-        self.outbox = Outbox(store, self.sender, {k: v for k, v in targets.items() if v},
-                             max_backlog=config.telegram.max_backlog, edit_window=config.telegram.edit_window,
-                             pacing=Pacing.unlimited(), name="console")
+        targets = {
+            topic: [t for t in ts if t.startswith(CONSOLE + ":")] for topic, ts in targets_for(config).items()
+        }
+        self.outbox = Outbox(
+            store,
+            self.sender,
+            {k: v for k, v in targets.items() if v},
+            max_backlog=config.telegram.max_backlog,
+            edit_window=config.telegram.edit_window,
+            pacing=Pacing.unlimited(),
+            name="console",
+        )
 
     async def start(self) -> str:
         """Nothing to check."""
         return "console"
 
-    async def drain(self, stop: asyncio.Event | None = None, budget_seconds: float | None = None) -> DrainStats:
+    async def drain(
+        self, stop: asyncio.Event | None = None, budget_seconds: float | None = None
+    ) -> DrainStats:
         """Print pending messages (see Outbox.drain)."""
         return await self.outbox.drain(stop, budget_seconds)
 

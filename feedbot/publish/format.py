@@ -52,8 +52,9 @@ def visible_units(markup: str) -> int:
 def make_hashtag(tag: str | None, fallback: str = "") -> str:
     """'#碳 市场!' → '#碳市场': a hashtag holds only letters, digits and underscores."""
     raw = tag or fallback
-    body = "".join(ch for ch in unicodedata.normalize("NFC", raw)
-                   if ch == "_" or unicodedata.category(ch)[0] in "LN")
+    body = "".join(
+        ch for ch in unicodedata.normalize("NFC", raw) if ch == "_" or unicodedata.category(ch)[0] in "LN"
+    )
     if not body or body.isdigit():  # "#2035" alone is not a hashtag Telegram links
         return ""
     return "#" + body
@@ -118,8 +119,14 @@ def _excerpt_source(article: StoredArticle, topic: str) -> str:
     return article.text.strip()
 
 
-def format_article(article: StoredArticle, topic: str, hashtag: str = "", *, outlet: str | None = None,
-                   limit: int = TELEGRAM_LIMIT) -> Message:
+def format_article(
+    article: StoredArticle,
+    topic: str,
+    hashtag: str = "",
+    *,
+    outlet: str | None = None,
+    limit: int = TELEGRAM_LIMIT,
+) -> Message:
     """The message for one article in one channel, at most ``limit`` UTF-16 units after entity parsing."""
     title = trim_excerpt(" ".join(article.title.split()), TITLE_LIMIT) or "(无标题)"
     meta = _meta_line(article, outlet)

@@ -53,8 +53,12 @@ SHORTER_LIMITS = (3000, 2000, 1000)  # when Telegram still says "message is too 
 LATEST_COUNT = 5
 # Loggers that would print Bot API URLs (token inside) at DEBUG/INFO.
 URL_LOGGERS = ("httpx", "httpcore", "telegram")
-COMMANDS = (("start", "关于本机器人"), ("help", "用法"), ("topics", "频道列表与订阅链接"),
-            ("latest", "某个频道的最新 5 篇：/latest <频道>"))
+COMMANDS = (
+    ("start", "关于本机器人"),
+    ("help", "用法"),
+    ("topics", "频道列表与订阅链接"),
+    ("latest", "某个频道的最新 5 篇：/latest <频道>"),
+)
 
 
 class TelegramUnauthorized(PublisherUnauthorized):
@@ -88,19 +92,33 @@ def protect_token(token: str) -> None:
 
 
 def build_bot(config: Config, *, timeout: float = REQUEST_TIMEOUT) -> Bot:
-    """The process's one Bot, pointed at ``telegram.api_base_url`` (the server appends /bot<token>/<method>)."""
+    """The process's one Bot at ``telegram.api_base_url`` (requests go to <root>/bot<token>/<method>)."""
     if config.telegram.token is None:
         raise TelegramUnauthorized("no bot token: set FEEDBOT_TELEGRAM_TOKEN or the systemd credential")
     token = config.telegram.token.reveal()
     protect_token(token)
-    # PTB 22 warns inside RetryAfter's own constructor that retry_after will become a timedelta; we handle both.
+    # PTB 22 warns (inside RetryAfter's constructor) that retry_after becomes a timedelta; we handle both.
     warnings.filterwarnings("ignore", message=".*retry_after.*", category=PTBDeprecationWarning)
-    request = HTTPXRequest(connection_pool_size=8, connect_timeout=timeout, read_timeout=timeout,
-                           write_timeout=timeout, pool_timeout=timeout)
-    updates_request = HTTPXRequest(connection_pool_size=1, connect_timeout=timeout,
-                                   read_timeout=timeout + POLL_TIMEOUT, write_timeout=timeout, pool_timeout=timeout)
-    return Bot(token, base_url=f"{config.telegram.api_base_url}/bot", request=request,
-               get_updates_request=updates_request)
+    request = HTTPXRequest(
+        connection_pool_size=8,
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        write_timeout=timeout,
+        pool_timeout=timeout,
+    )
+    updates_request = HTTPXRequest(
+        connection_pool_size=1,
+        connect_timeout=timeout,
+        read_timeout=timeout + POLL_TIMEOUT,
+        write_timeout=timeout,
+        pool_timeout=timeout,
+    )
+    return Bot(
+        token,
+        base_url=f"{config.telegram.api_base_url}/bot",
+        request=request,
+        get_updates_request=updates_request,
+    )
 
 
 def _retry_after_seconds(exc: RetryAfter) -> float:
@@ -127,7 +145,9 @@ class TelegramSender:
     def _format(self, article: StoredArticle, topic: str, limit: int = TELEGRAM_LIMIT) -> Message:
         rules = self.config.topics.get(topic)
         hashtag = (rules.hashtag or rules.name) if rules else topic
-        return format_article(article, topic, hashtag, outlet=self.outlets.get(article.source_id), limit=limit)
+        return format_article(
+            article, topic, hashtag, outlet=self.outlets.get(article.source_id), limit=limit
+        )
 
     def _clean(self, text: str) -> str:
         return redact(text, [self.token])
@@ -140,13 +160,16 @@ class TelegramSender:
             seconds = _retry_after_seconds(exc)
             raise FloodWait(f"429 Too Many Requests: retry after {seconds:g} s", seconds) from None
         except InvalidToken:
-            raise TelegramUnauthorized("Telegram rejected the bot token (401 Unauthorized); the Telegram "
-                                       "publisher is stopped, feeds keep working") from None
+            raise TelegramUnauthorized(
+                "Telegram rejected the bot token (401 Unauthorized); the Telegram "
+                "publisher is stopped, feeds keep working"
+            ) from None
         except Forbidden as exc:
             raise TargetBlocked(f"403 {self._clean(exc.message)}") from None
         except ChatMigrated as exc:
-            raise TargetBlocked(f"the group became a supergroup: set telegram_chat = "
-                                f"{exc.new_chat_id}") from None
+            raise TargetBlocked(
+                f"the group became a supergroup: set telegram_chat = {exc.new_chat_id}"
+            ) from None
         except BadRequest as exc:
             text = self._clean(exc.message)
             if "chat not found" in text.lower():
@@ -162,20 +185,31 @@ class TelegramSender:
     async def _deliver(self, method: str, chat: str, message: Message, **extra: Any) -> tuple[Any, Sent]:
         """Send or edit as HTML; on "can't parse entities" once more as plain text."""
         try:
-            result = await self._call(method, chat_id=chat, text=message.html, parse_mode=ParseMode.HTML,
-                                      link_preview_options=self.preview, **extra)
+            result = await self._call(
+                method,
+                chat_id=chat,
+                text=message.html,
+                parse_mode=ParseMode.HTML,
+                link_preview_options=self.preview,
+                **extra,
+            )
             return result, Sent(message_id=getattr(result, "message_id", None))
         except _BadRequest as exc:
             if "can't parse entities" not in str(exc).lower():
                 raise
             log.warning("telegram: %s: HTML rejected (%s); sending as plain text", chat, exc)
-            result = await self._call(method, chat_id=chat, text=message.plain, link_preview_options=self.preview,
-                                      **extra)
-            return result, Sent(message_id=getattr(result, "message_id", None),
-                                note=f"sent as plain text: {exc}", plain_fallback=True)
+            result = await self._call(
+                method, chat_id=chat, text=message.plain, link_preview_options=self.preview, **extra
+            )
+            return result, Sent(
+                message_id=getattr(result, "message_id", None),
+                note=f"sent as plain text: {exc}",
+                plain_fallback=True,
+            )
 
-    async def _with_shrinking(self, method: str, chat: str, article: StoredArticle, topic: str,
-                              **extra: Any) -> Sent:
+    async def _with_shrinking(
+        self, method: str, chat: str, article: StoredArticle, topic: str, **extra: Any
+    ) -> Sent:
         try:
             return (await self._deliver(method, chat, self._format(article, topic), **extra))[1]
         except _BadRequest as exc:
@@ -201,8 +235,9 @@ class TelegramSender:
     async def edit(self, target: str, message_id: int, article: StoredArticle, topic: str) -> Sent:
         """Replace the text of a message already posted; an unchanged text is fine."""
         try:
-            sent = await self._with_shrinking("edit_message_text", target_address(target)[1], article, topic,
-                                              message_id=message_id)
+            sent = await self._with_shrinking(
+                "edit_message_text", target_address(target)[1], article, topic, message_id=message_id
+            )
         except DeliveryRejected as exc:
             if "not modified" in str(exc).lower():
                 return Sent(message_id, note="edit: message is not modified")
@@ -211,18 +246,26 @@ class TelegramSender:
 
 
 class TelegramPublisher:
-    """The Telegram side of the daemon: ``start``, ``drain`` (again and again), ``run_commands``, ``close``."""
+    """The Telegram side of the daemon: ``start``, ``drain`` (repeatedly), ``run_commands``, ``close``."""
 
     def __init__(self, config: Config, store: Store, *, pacing: Pacing | None = None, bot: Bot | None = None):
         self.config = config
         self.store = store
         self.bot = bot or build_bot(config)
         self.sender = TelegramSender(self.bot, config)
-        targets = {topic: [t for t in ts if t.startswith(TELEGRAM + ":")]
-                   for topic, ts in targets_for(config).items()}
-        self.outbox = Outbox(store, self.sender, {k: v for k, v in targets.items() if v},
-                             max_backlog=config.telegram.max_backlog, edit_window=config.telegram.edit_window,
-                             pacing=pacing, name="telegram")
+        targets = {
+            topic: [t for t in ts if t.startswith(TELEGRAM + ":")]
+            for topic, ts in targets_for(config).items()
+        }
+        self.outbox = Outbox(
+            store,
+            self.sender,
+            {k: v for k, v in targets.items() if v},
+            max_backlog=config.telegram.max_backlog,
+            edit_window=config.telegram.edit_window,
+            pacing=pacing,
+            name="telegram",
+        )
         self._started = False
 
     async def start(self) -> str:
@@ -230,14 +273,18 @@ class TelegramPublisher:
         try:
             await self.bot.initialize()
         except InvalidToken:  # PTB's own message here contains the token: never let it out
-            raise TelegramUnauthorized("Telegram rejected the bot token (401 Unauthorized); the Telegram "
-                                       "publisher is stopped, feeds keep working") from None
+            raise TelegramUnauthorized(
+                "Telegram rejected the bot token (401 Unauthorized); the Telegram "
+                "publisher is stopped, feeds keep working"
+            ) from None
         except TelegramError as exc:
             raise TransientPublishError(f"cannot reach the Bot API: {self.sender._clean(str(exc))}") from None
         self._started = True
         return self.bot.username
 
-    async def drain(self, stop: asyncio.Event | None = None, budget_seconds: float | None = None) -> DrainStats:
+    async def drain(
+        self, stop: asyncio.Event | None = None, budget_seconds: float | None = None
+    ) -> DrainStats:
         """Deliver pending messages and edits (see Outbox.drain); raises TelegramUnauthorized on 401."""
         if not self._started:
             await self.start()
@@ -266,8 +313,9 @@ class TelegramPublisher:
         offset: int | None = None
         failures = 0
         while not stop.is_set():
-            poll = asyncio.create_task(self.bot.get_updates(offset=offset, timeout=poll_timeout,
-                                                            allowed_updates=["message"]))
+            poll = asyncio.create_task(
+                self.bot.get_updates(offset=offset, timeout=poll_timeout, allowed_updates=["message"])
+            )
             stopper = asyncio.create_task(stop.wait())
             done, _ = await asyncio.wait({poll, stopper}, return_when=asyncio.FIRST_COMPLETED)
             stopper.cancel()
@@ -284,7 +332,7 @@ class TelegramPublisher:
                 failures += 1
                 log.warning("telegram: polling for commands failed: %s", self.sender._clean(str(exc)))
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), min(60.0, 2.0 ** failures))
+                    await asyncio.wait_for(stop.wait(), min(60.0, 2.0**failures))
                 continue
             failures = 0
             for update in updates:
@@ -307,8 +355,12 @@ class TelegramPublisher:
             return False
         command = words[0][1:].split("@")[0].lower()
         reply = self.command_reply(command, words[1:])
-        await self.bot.send_message(chat_id=message.chat.id, text=reply, parse_mode=ParseMode.HTML,
-                                    link_preview_options=LinkPreviewOptions(is_disabled=True))
+        await self.bot.send_message(
+            chat_id=message.chat.id,
+            text=reply,
+            parse_mode=ParseMode.HTML,
+            link_preview_options=LinkPreviewOptions(is_disabled=True),
+        )
         return True
 
     def command_reply(self, command: str, args: list[str]) -> str:
@@ -329,14 +381,23 @@ class TelegramPublisher:
             return self._latest(args)
         names = ", ".join(f"<code>{esc(t)}</code>" for t in self.config.topics)
         intro = "本机器人把中国气候政策新闻按频道整理，发到 Telegram 频道和 RSS/Atom 订阅源。\n\n"
-        return ((intro if command == "start" else "")
-                + "/topics — 频道列表与订阅链接\n/latest &lt;频道&gt; — 该频道最新 5 篇\n\n频道：" + names)
+        return (
+            (intro if command == "start" else "")
+            + "/topics — 频道列表与订阅链接\n/latest &lt;频道&gt; — 该频道最新 5 篇\n\n频道："
+            + names
+        )
 
     def _latest(self, args: list[str]) -> str:
         esc = html.escape
         wanted = (args[0] if args else "").lstrip("#").lower()
-        topic = next((tid for tid, r in self.config.topics.items()
-                      if wanted in (tid.lower(), r.name.lower(), r.hashtag.lstrip("#").lower())), None)
+        topic = next(
+            (
+                tid
+                for tid, r in self.config.topics.items()
+                if wanted in (tid.lower(), r.name.lower(), r.hashtag.lstrip("#").lower())
+            ),
+            None,
+        )
         if topic is None:
             names = ", ".join(f"<code>{esc(t)}</code>" for t in self.config.topics)
             return f"用法：/latest &lt;频道&gt;，频道：{names}"
