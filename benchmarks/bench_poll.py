@@ -21,16 +21,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import feedparser  # noqa: E402
+import feedparser
 
-from feedbot.config import FetchConfig, SourceConfig  # noqa: E402
-from feedbot.fetch import Fetcher  # noqa: E402
-from feedbot.model import SourceState  # noqa: E402
-from feedbot.sources.feed import FeedSource  # noqa: E402
-from feedbot.sources.jekyll import JekyllSource, parse_category  # noqa: E402
+from feedbot.config import FetchConfig, SourceConfig
+from feedbot.fetch import Fetcher
+from feedbot.model import SourceState
+from feedbot.sources.feed import FeedSource
+from feedbot.sources.jekyll import JekyllSource, parse_category
 
 ENTRIES_PER_FEED = 20
-PARAGRAPH = "生态环境部有关负责人表示，将持续完善全国碳排放权交易市场制度体系，强化排放数据质量管理，稳步扩大行业覆盖范围。"
+PARAGRAPH = ("生态环境部有关负责人表示，将持续完善全国碳排放权交易市场制度体系，"
+             "强化排放数据质量管理，稳步扩大行业覆盖范围。")
 
 
 # ---- the server process ----------------------------------------------------------------------
@@ -208,7 +209,7 @@ def main() -> None:
     parser.add_argument("--category-posts", type=int, default=5000)
     parser.add_argument("--baseline-sample", type=int, default=200,
                         help="feeds the sequential feedparser loop really fetches (scaled to --sources); 0 = all")
-    parser.add_argument("--connections", type=int, default=100, help="the Fetcher's connection pool size")
+    parser.add_argument("--connections", type=int, default=50, help="the Fetcher's connection pool size")
     parser.add_argument("--quick", action="store_true", help="100 sources, 5 ports, 50-feed baseline")
     args = parser.parse_args()
     if args.quick:

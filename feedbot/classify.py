@@ -217,6 +217,7 @@ def _tally_topic(hits: list[tuple[int, int, int, _Phrase]], units: list[_Unit], 
     scoring: list[tuple[int, int, int, _Phrase]] = []
     anchor_hits: list[tuple[int, int, int, _Phrase]] = []
     excluded: list[tuple[int, int]] = []
+    required_units: set[int] = set()
     for hit in hits:
         unit, phrase = hit[2], hit[3]
         role = phrase.role
@@ -231,7 +232,8 @@ def _tally_topic(hits: list[tuple[int, int, int, _Phrase]], units: list[_Unit], 
         elif role == SKIP_TITLE and units[unit].where == "title":
             tally.title_vetoed = True
         elif role == REQUIRED:
-            tally.required_seen = True
+            required_units.add(unit)
+    tally.required_seen = bool(required_units - tally.skipped)
     # A phrase inside a longer one of the same topic does not count (碳市场 inside 全国碳市场,
     # 碳交易 inside the excluded 碳交易板块); partly overlapping phrases both count.
     scoring.sort(key=lambda h: (h[0], h[0] - h[1], h[3].role))

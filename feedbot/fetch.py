@@ -189,7 +189,7 @@ class _BodyDecoder:
 class Fetcher:
     """Polite, bounded HTTP GETs over one shared httpx.AsyncClient."""
 
-    def __init__(self, config: FetchConfig | None = None, *, max_connections: int = 100,
+    def __init__(self, config: FetchConfig | None = None, *, max_connections: int = 50,
                  short_retry: float = 2.0, transport: httpx.AsyncBaseTransport | None = None):
         self.config = config or FetchConfig()
         self.short_retry = short_retry  # a Retry-After this short is waited out inside the request, once

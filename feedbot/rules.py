@@ -225,7 +225,7 @@ def _build_topic(topic_id: str, table: Mapping[str, Any], base: TopicRules | Non
         raise RulesError(f"{where}: {path}: a topic id is lower-case letters, digits and '-', "
                          f"got {_show(topic_id)}")
     if topic_id == "all":
-        raise RulesError(f'{where}: {path}: the topic id "all" is reserved (it names the feed of every topic)')
+        raise RulesError(f'{where}: {path}: the topic id "all" is reserved (the feed of every topic)')
     table = {key: value for key, value in table.items() if key not in CONFIG_ONLY_KEYS}
     _check_keys(table, TOPIC_KEYS, where, path)
     if base is None:

@@ -401,19 +401,14 @@ def unmount(path: Path) -> None:
 def fill_disk(directory: Path) -> Path:
     """Write a filler file until the filesystem is full; returns it (delete it to free the space)."""
     filler = directory / "filler.bin"
-    chunk = b"\0" * 65536
-    with open(filler, "wb") as f:
-        try:
-            while True:
-                f.write(chunk)
-                f.flush()
-        except OSError:
-            pass
-    # Byte by byte into the last partial block, so not even one page fits.
-    with open(filler, "ab") as f, contextlib.suppress(OSError):
-        while True:
-            f.write(b"\0")
-            f.flush()
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for size in (65536, 4096, 1):  # then smaller and smaller, so not even one page fits
+            with contextlib.suppress(OSError):
+                while True:
+                    os.write(fd, b"\0" * size)
+    finally:
+        os.close(fd)
     return filler
 
 
@@ -458,3 +453,136 @@ async def disk_full_drill(workdir: Path, mountpoint: Path, *, articles: int, ful
                    "final_exit_code": final_code}
         figures["log_while_full"] = full_log[-3000:]
     return result, figures
+
+
+# ---- source faults ---------------------------------------------------------------------------------
+
+FEED_SOURCE_ID = "rss"
+CATEGORY_PATH = "/category/zhongguohuanjingbao.html"
+RSS_PATH = "/rss/zhongguohuanjingbao.xml"
+
+
+def two_sources(site: SampleSite, interval: str) -> str:
+    """The category page as a jekyll source and the category's RSS feed as a feed source."""
+    return (f'[[sources]]\nid = "{SOURCE_ID}"\nkind = "jekyll"\nurl = "{site.category_url}"\n'
+            f'interval = "{interval}"\nbackfill = "all"\n'
+            f'[[sources]]\nid = "{FEED_SOURCE_ID}"\nkind = "feed"\nurl = "{site.rss_url}"\n'
+            f'interval = "{interval}"\nbackfill = "all"\n')
+
+
+def titles_by_source(state_dir: Path) -> dict[str, set[str]]:
+    """Stored article titles per source."""
+    store = Store(state_dir / "feedbot.db")
+    try:
+        out: dict[str, set[str]] = {}
+        for article in store.articles(None, limit=1_000_000):
+            out.setdefault(article.source_id, set()).add(article.title)
+        return out
+    finally:
+        store.close()
+
+
+def source_errors(state_dir: Path) -> dict[str, tuple[int, str | None]]:
+    store = Store(state_dir / "feedbot.db")
+    try:
+        return {s.id: (s.failures, s.last_error) for s in store.source_states()}
+    finally:
+        store.close()
+
+
+async def source_faults_in_process(workdir: Path, kinds: tuple[str, ...], *, polls: int = 3) -> list[dict]:
+    """Each fault on both index pages for `polls` polls, a post added meanwhile, then healed: one poll stores it."""
+    from feedbot.config import load_config
+    from feedbot.daemon import Daemon
+
+    rows = []
+    async with SampleSite(posts=[]) as site:
+        add_drill_posts(site, 0, 4)
+        config_path = write_config(workdir, site, None, sources=two_sources(site, "1m"),
+                                   fetch='timeout = "1s"\ndeadline = "2s"')
+        config = load_config(config_path, {})
+        daemon = Daemon(config, {})
+        await daemon.open(web=False)
+        try:
+            for sid in (SOURCE_ID, FEED_SOURCE_ID):
+                assert (await daemon.poll(sid)).result == "ok"
+            serial = 4
+            for kind in kinds:
+                began = time.monotonic()
+                for path in (CATEGORY_PATH, RSS_PATH):
+                    site.fault(path, kind, retry_after=1)
+                results: dict[str, list[str]] = {SOURCE_ID: [], FEED_SOURCE_ID: []}
+                post = add_drill_posts(site, serial, 1)[0]
+                serial += 1
+                for _ in range(polls):
+                    reports = await asyncio.gather(daemon.poll(SOURCE_ID), daemon.poll(FEED_SOURCE_ID))
+                    for report in reports:
+                        results[report.source_id].append(report.result)
+                errors = source_errors(config.state_dir)
+                site.clear_faults()
+                healed = await asyncio.gather(daemon.poll(SOURCE_ID), daemon.poll(FEED_SOURCE_ID))
+                stored = titles_by_source(config.state_dir)
+                rows.append({
+                    "kind": kind, "seconds": round(time.monotonic() - began, 1),
+                    "jekyll_polls": results[SOURCE_ID], "feed_polls": results[FEED_SOURCE_ID],
+                    "jekyll_error": errors[SOURCE_ID][1], "feed_error": errors[FEED_SOURCE_ID][1],
+                    "healed": [r.result for r in healed],
+                    "jekyll_has_post": post.title in stored.get(SOURCE_ID, set()),
+                    "feed_has_post": post.title in stored.get(FEED_SOURCE_ID, set()),
+                    "stored_per_source": {k: len(v) for k, v in stored.items()}, "posts": serial,
+                })
+        finally:
+            await daemon.close()
+    return rows
+
+
+async def source_faults_daemon(workdir: Path, kinds: tuple[str, ...], *, intervals: int = 3,
+                               interval: float = 1.0, timeout: float = 60.0) -> list[dict]:
+    """The real daemon (scheduler, backoff): each fault held `intervals` intervals, a post added, then healed."""
+    rows = []
+    async with SampleSite(posts=[]) as site:
+        add_drill_posts(site, 0, 4)
+        config = write_config(workdir, site, None, sources=two_sources(site, f"{interval}s"),
+                              fetch='timeout = "1s"\ndeadline = "2s"')
+        daemon = DaemonProcess(config, workdir)
+        state = workdir / "state"
+
+        async def all_stored() -> bool:
+            stored = titles_by_source(state) if (state / "feedbot.db").exists() else {}
+            titles = {p.title for p in site.category_posts()}
+            return all(titles <= stored.get(sid, set()) for sid in (SOURCE_ID, FEED_SOURCE_ID))
+
+        async def settle(what: str) -> float:
+            began = time.monotonic()
+            while not await all_stored():
+                if time.monotonic() - began > timeout:
+                    raise AssertionError(f"{what}: not stored within {timeout}s:\n{daemon.log_tail()}")
+                if daemon.proc.returncode is not None:
+                    raise AssertionError(f"feedbot exited with {daemon.proc.returncode}:\n{daemon.log_tail()}")
+                await asyncio.sleep(0.25)
+            return time.monotonic() - began
+
+        try:
+            await daemon.start()
+            await settle("the first posts")
+            serial = 4
+            for kind in kinds:
+                hits_before = site.hits[CATEGORY_PATH] + site.hits[RSS_PATH]
+                for path in (CATEGORY_PATH, RSS_PATH):
+                    site.fault(path, kind, retry_after=2)
+                add_drill_posts(site, serial, 1)
+                serial += 1
+                await asyncio.sleep(intervals * interval)
+                errors = source_errors(state)
+                hits_during = site.hits[CATEGORY_PATH] + site.hits[RSS_PATH] - hits_before
+                site.clear_faults()
+                caught_up = await settle(kind)
+                rows.append({"kind": kind, "index_requests_during_fault": hits_during,
+                             "jekyll_failures": errors[SOURCE_ID][0], "jekyll_error": errors[SOURCE_ID][1],
+                             "feed_failures": errors[FEED_SOURCE_ID][0], "feed_error": errors[FEED_SOURCE_ID][1],
+                             "stored_after_heal_s": round(caught_up, 1), "lost": 0})
+            code = await daemon.terminate()
+            rows.append({"kind": "(exit)", "final_exit_code": code, "tracebacks": daemon.log().count("Traceback")})
+        finally:
+            await daemon.ensure_stopped()
+    return rows

@@ -204,3 +204,16 @@ def test_the_automaton_is_built_once_per_rule_set():
 @pytest.mark.parametrize("body", ["", "<p></p>", "<p>   </p>"])
 def test_empty_articles_match_nothing(body):
     assert classify_html("", body, TOPICS).topics == ()
+
+
+def test_require_any_must_occur_outside_page_furniture():
+    topics = merge_topics(TOPICS, {"ccus": {
+        "name": "碳捕集", "terms": {"碳捕集": 3, "封存": 2}, "require_any": ["CCUS"], "threshold": 4,
+    }}, "test.toml")
+    body = html("我国首个百万吨级碳捕集利用与封存项目全面建成投产，每年可封存二氧化碳百万吨。",
+                "该碳捕集项目把捕集的二氧化碳注入油田驱油，实现了封存与增产双赢。")
+    without = scores("百万吨级碳捕集项目投产", body, topics)["ccus"]
+    assert without.strength >= 4 and without.vetoed == "none of require_any occurs" and not without.matched
+    promo = scores("百万吨级碳捕集项目投产", body + html("免责声明：CCUS相关内容仅供参考。"), topics)["ccus"]
+    assert not promo.matched  # the disclaimer is not the article
+    assert scores("百万吨级CCUS项目投产", body, topics)["ccus"].matched

@@ -152,6 +152,8 @@ def test_a_fifth_topic_from_the_config_file(write_config):
      'topics.hydrogen.terms: expected a non-empty phrase, got "  "'),
     ({"Hydrogen": {"name": "氢能", "terms": {"氢能": 1}}},
      "topics.Hydrogen: a topic id is lower-case letters, digits and '-', got \"Hydrogen\""),
+    ({"all": {"name": "全部", "terms": {"碳": 1}}},
+     'topics.all: the topic id "all" is reserved (the feed of every topic)'),
 ])
 def test_invalid_rules_name_the_file_topic_and_key(user, message):
     with pytest.raises(RulesError) as caught:
@@ -188,3 +190,9 @@ def test_fold_makes_width_case_quotes_and_traditional_characters_match():
     assert fold(traditional) == "国家适应气候变化战略2035发布实施,气候适应型城市建设"
     # Simplified text is left alone, even a character that only looks traditional.
     assert fold("昇腾芯片") == "昇腾芯片"
+
+
+def test_the_chat_key_of_a_config_table_is_not_a_rule():
+    user = {"carbon-market": {"telegram_chat": "@cm", "threshold": 9}}
+    merged = merge_topics(load_default_topics(), user, WHERE)
+    assert merged["carbon-market"].threshold == 9.0
