@@ -33,7 +33,7 @@ HEADING_TAGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
 # A heading paragraph in these articles is a short line with no sentence-ending punctuation.
 MAX_HEADING_CHARS = 40
 SENTENCE_END = tuple("。！？；…：:.!?;，,")
-_SPACE = re.compile(r"[ \t\r\f\v\u00a0\u3000\u200b]+")
+_SPACE = re.compile(r"[ \t\r\n\f\v\u00a0\u3000\u200b]+")  # a newline inside <p> is a space
 
 
 def sanitize_html(html: str) -> str:
