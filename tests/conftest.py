@@ -54,6 +54,15 @@ def clean_env(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture
+async def site():
+    """The loopback copy of the Jekyll news site, with the fixture posts."""
+    from feedbot.sample_site import SampleSite
+
+    async with SampleSite() as running:
+        yield running
+
+
+@pytest.fixture
 def artifacts_dir() -> Path:
     """Where tests keep files worth looking at afterwards (screenshots)."""
     ARTIFACTS.mkdir(exist_ok=True)

@@ -6,8 +6,6 @@ import random
 from dataclasses import replace
 from datetime import timedelta
 
-import pytest
-
 from feedbot.config import SourceConfig, parse_config
 from feedbot.fetch import Fetcher
 from feedbot.pipeline import poll_source
@@ -17,12 +15,6 @@ from feedbot.store import Store, utcnow
 
 MARKET_POST = ["全国碳市场第二个履约周期配额分配方案印发，重点排放单位须按时完成配额清缴。",
                "生态环境部表示，将加强碳排放数据质量监管，严厉打击数据造假，保障碳市场平稳运行。"]
-
-
-@pytest.fixture
-async def site():
-    async with SampleSite() as s:
-        yield s
 
 
 def setup(site: SampleSite, tmp_path, **source):

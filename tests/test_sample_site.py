@@ -17,12 +17,6 @@ CST = timezone(timedelta(hours=8))
 
 
 @pytest.fixture
-async def site():
-    async with SampleSite() as running:
-        yield running
-
-
-@pytest.fixture
 async def client():
     async with httpx.AsyncClient(timeout=5) as c:
         yield c

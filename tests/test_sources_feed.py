@@ -12,7 +12,7 @@ from feedbot.config import FetchConfig, SourceConfig
 from feedbot.errors import ParseError
 from feedbot.fetch import Fetcher
 from feedbot.model import SourceState
-from feedbot.sample_site import BILLION_LAUGHS, SampleSite
+from feedbot.sample_site import BILLION_LAUGHS
 from feedbot.sources.feed import FeedSource, entry_key, parse_feed
 from feedbot.store import utcnow
 
@@ -43,12 +43,6 @@ BOZO_WITH_ENTRIES = """<?xml version="1.0" encoding="utf-8"?>
 <item><title>第一条&nbsp;未定义实体</title><guid>g1</guid></item>
 <item><title>第二条</title><guid>g2</guid></item>
 </channel></rss>"""
-
-
-@pytest.fixture
-async def site():
-    async with SampleSite() as running:
-        yield running
 
 
 @pytest.fixture

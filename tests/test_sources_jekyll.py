@@ -29,12 +29,6 @@ SEED_HEADINGS = [
 
 
 @pytest.fixture
-async def site():
-    async with SampleSite() as running:
-        yield running
-
-
-@pytest.fixture
 async def fetcher():
     async with Fetcher(FetchConfig(timeout=1, deadline=3, delay=0)) as client:
         yield client
