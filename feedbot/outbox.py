@@ -223,6 +223,15 @@ class Outbox:
         self._rng = random.Random()
         self._in_flight = asyncio.Semaphore(self.pacing.in_flight)
 
+    @classmethod
+    def for_kind(cls, config: Config, store: Store, sender: Sender, kind: str, *,
+                 pacing: Pacing | None = None) -> Outbox:
+        """The outbox of one publisher kind: the configured targets of that kind, the [telegram] guard settings."""
+        targets = {topic: [t for t in ts if t.startswith(kind + ":")] for topic, ts in targets_for(config).items()}
+        return cls(store, sender, {topic: ts for topic, ts in targets.items() if ts},
+                   max_backlog=config.telegram.max_backlog, edit_window=config.telegram.edit_window,
+                   pacing=pacing, name=kind)
+
     @property
     def targets(self) -> list[str]:
         """Every target this outbox drains."""

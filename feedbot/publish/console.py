@@ -8,7 +8,7 @@ from typing import TextIO
 
 from feedbot.config import Config
 from feedbot.model import StoredArticle
-from feedbot.outbox import CONSOLE, DrainStats, Outbox, Pacing, Sent, target_address, targets_for
+from feedbot.outbox import CONSOLE, DrainStats, Outbox, Pacing, Sent, target_address
 from feedbot.publish.format import format_article
 from feedbot.store import Store
 
@@ -54,18 +54,7 @@ class ConsolePublisher:
 
     def __init__(self, config: Config, store: Store, *, stream: TextIO | None = None):
         self.sender = ConsoleSender(config, stream)
-        targets = {
-            topic: [t for t in ts if t.startswith(CONSOLE + ":")] for topic, ts in targets_for(config).items()
-        }
-        self.outbox = Outbox(
-            store,
-            self.sender,
-            {k: v for k, v in targets.items() if v},
-            max_backlog=config.telegram.max_backlog,
-            edit_window=config.telegram.edit_window,
-            pacing=Pacing.unlimited(),
-            name="console",
-        )
+        self.outbox = Outbox.for_kind(config, store, self.sender, CONSOLE, pacing=Pacing.unlimited())
 
     async def start(self) -> str:
         """Nothing to check."""

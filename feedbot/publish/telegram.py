@@ -40,7 +40,6 @@ from feedbot.outbox import (
     TargetBlocked,
     TransientPublishError,
     target_address,
-    targets_for,
 )
 from feedbot.publish.format import SHANGHAI, TELEGRAM_LIMIT, Message, format_article
 from feedbot.store import Store
@@ -253,19 +252,7 @@ class TelegramPublisher:
         self.store = store
         self.bot = bot or build_bot(config)
         self.sender = TelegramSender(self.bot, config)
-        targets = {
-            topic: [t for t in ts if t.startswith(TELEGRAM + ":")]
-            for topic, ts in targets_for(config).items()
-        }
-        self.outbox = Outbox(
-            store,
-            self.sender,
-            {k: v for k, v in targets.items() if v},
-            max_backlog=config.telegram.max_backlog,
-            edit_window=config.telegram.edit_window,
-            pacing=pacing,
-            name="telegram",
-        )
+        self.outbox = Outbox.for_kind(config, store, self.sender, TELEGRAM, pacing=pacing)
         self._started = False
 
     async def start(self) -> str:
