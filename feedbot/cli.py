@@ -175,11 +175,8 @@ def backfill(state: CliState, source_id: str, since: str) -> None:
     import asyncio
     from datetime import date
 
-    from feedbot.classify import classify as classify_article
-    from feedbot.fetch import Fetcher
-    from feedbot.sources.jekyll import JekyllSource
+    from feedbot.pipeline import backfill as run_backfill
     from feedbot.store import Store
-    from feedbot.text import normalize
 
     config = state.config()
     source_config = next((s for s in config.sources if s.id == source_id), None)
@@ -193,38 +190,24 @@ def backfill(state: CliState, source_id: str, since: str) -> None:
         first_day = date.fromisoformat(since)
     except ValueError:
         fail(f"--since {since!r}: expected a date like 2024-01-31", EXIT_USAGE)
+    bars = []
 
-    async def run_backfill(store: Store):
-        async with Fetcher(config.fetch) as fetcher:
-            source = JekyllSource(source_config, fetcher)
-            bar = None
-
-            def on_plan(total: int) -> None:
-                nonlocal bar
-                click.echo(f"{source_id}: {total} older post(s) since {first_day} to fetch "
-                           f"({config.fetch.per_host} at a time, {config.fetch.delay:g}s apart)", err=True)
-                bar = click.progressbar(length=total, label="fetching", file=sys.stderr)
-                bar.__enter__()
-
-            def save(entry) -> str:
-                article = normalize(entry)
-                # Old posts go to the feeds and the store, not to chat channels: no bursts of old messages.
-                return store.save_article(article, classify_article(article, config.topics), {}).status
-
-            try:
-                return await source.backfill(first_day, store.known_keys(source_id), save, on_plan=on_plan,
-                                             on_post=lambda link, error: bar.update(1))
-            finally:
-                if bar is not None:
-                    bar.__exit__(None, None, None)
+    def on_plan(total: int) -> None:
+        click.echo(f"{source_id}: {total} older post(s) since {first_day} to fetch "
+                   f"({config.fetch.per_host} at a time, {config.fetch.delay:g}s apart)", err=True)
+        bars.append(click.progressbar(length=total, label="fetching", file=sys.stderr))
+        bars[0].__enter__()
 
     store = Store(config.db_path)
     try:
         store.sync_sources((s.id, s.kind, s.url) for s in config.sources)
-        report = asyncio.run(run_backfill(store))
+        report = asyncio.run(run_backfill(config, source_config, store, first_day, on_plan=on_plan,
+                                          on_post=lambda link, error: bars[0].update(1)))
     except FeedbotError as exc:
         fail(str(exc), 1)
     finally:
+        for bar in bars:
+            bar.__exit__(None, None, None)
         store.close()
     for error in report.errors:
         click.echo(f"feedbot: {error}", err=True)
@@ -287,27 +270,14 @@ def evaluate(state: CliState, corpus: str, as_json: bool) -> None:
 def explain(state: CliState, target: str, article_id: str | None, as_json: bool) -> None:
     """Show each topic's score, evidence and excerpt for one article (URL or file)."""
     from feedbot.classify import explain as explain_article
-    from feedbot.evaluate import entry_from_file, entry_from_html, explanation_dict, format_explanation
+    from feedbot.evaluate import entry_from_file, entry_from_url, explanation_dict, format_explanation
     from feedbot.rules import load_default_topics
     from feedbot.text import normalize
 
     topics = state.config().topics if state.config_option else load_default_topics()
     try:
         if target.startswith(("http://", "https://")):
-            import httpx
-
-            from feedbot.sources.jekyll import parse_post
-
-            try:
-                response = httpx.get(target, follow_redirects=True, timeout=30.0,
-                                     headers={"User-Agent": f"feedbot/{__version__} (explain)"})
-                response.raise_for_status()
-            except httpx.HTTPError as exc:
-                fail(f"{target}: cannot fetch: {exc}", 1)
-            try:
-                entry = parse_post(response.text, str(response.url), "explain")
-            except FeedbotError:  # not a post of the Jekyll site: read <h1> and <p> of any page
-                entry = entry_from_html(response.text, str(response.url))
+            entry = _run_async(entry_from_url(target, state.config().fetch if state.config_option else None))
         else:
             entry = entry_from_file(target, article_id)
     except FeedbotError as exc:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from feedbot.classify import classify
-from feedbot.config import SourceConfig
+from feedbot.config import Config, SourceConfig
 from feedbot.errors import FeedbotError, FetchError, StateError
+from feedbot.fetch import Fetcher
 from feedbot.rules import TopicRules
 from feedbot.sources import Source
+from feedbot.sources.jekyll import BackfillReport, JekyllSource, PostLink
 from feedbot.sources.schedule import next_check_failed, next_check_ok
 from feedbot.store import Store, utcnow
 from feedbot.text import normalize
@@ -103,3 +105,20 @@ def record_failure(store: Store, config: SourceConfig, error: str, failures: int
     report = PollReport(config.id, "failed", error=error, next_check_at=next_check)
     log.warning(report.line())
     return report
+
+
+async def backfill(config: Config, source_config: SourceConfig, store: Store, since: date, *,
+                   on_plan: Callable[[int], None] | None = None,
+                   on_post: Callable[[PostLink, str | None], None] | None = None) -> BackfillReport:
+    """Fetch a Jekyll source's older posts since a day, politely, into the store and the feeds.
+
+    Old posts get no chat deliveries: a channel must not receive a burst of old messages.
+    """
+    def save(entry) -> str:
+        article = normalize(entry)
+        return store.save_article(article, classify(article, config.topics), {}).status
+
+    async with Fetcher(config.fetch) as fetcher:
+        source = JekyllSource(source_config, fetcher)
+        return await source.backfill(since, store.known_keys(source_config.id), save, on_plan=on_plan,
+                                     on_post=on_post)

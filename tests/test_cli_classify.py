@@ -173,4 +173,4 @@ def test_explain_a_url_of_the_jekyll_site_and_of_any_page(site):
     assert other.output.startswith("气候投融资试点名单公布\n")
     assert "== climate-finance (气候投融资试点): MATCH" in other.output
     missing = CliRunner().invoke(cli, ["explain", f"{site}/gone.html"])
-    assert missing.exit_code == 1 and "cannot fetch" in missing.output
+    assert missing.exit_code == 1 and f"HTTP 404 Not Found from {site}/gone.html" in missing.output
