@@ -16,7 +16,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from feedbot.config import Config, SourceConfig
-from feedbot.errors import PublishError
+from feedbot.errors import PublishError, StateError
 from feedbot.fetch import Fetcher
 from feedbot.metrics import Metrics
 from feedbot.notify import Notifier
@@ -138,6 +138,9 @@ class Daemon:
                                            self.targets)
         except TimeoutError:
             report = _record_hung_poll(self.store, config, deadline)
+        except StateError as exc:  # disk full, database locked too long: nothing stored, the next poll retries
+            log.error("%s: poll not stored: %s", source_id, exc)
+            report = PollReport(source_id, "failed", error=str(exc))
         self._account(report)
         return report
 
@@ -164,10 +167,14 @@ class Daemon:
 
     def rebuild_feeds(self, *, force: bool = False) -> int:
         """Rewrite the feed files whose content changed; skipped when no article changed."""
-        token = self.store.last_change()
-        if token == self._feeds_token and not force:
+        try:
+            token = self.store.last_change()
+            if token == self._feeds_token and not force:
+                return 0
+            changed = feeds.rebuild_all(self.store, self.config)
+        except (PublishError, StateError) as exc:  # e.g. the disk is full: keep the old feeds, retry later
+            log.error("feeds not rebuilt: %s", exc)
             return 0
-        changed = feeds.rebuild_all(self.store, self.config)
         self._feeds_token = token
         if changed:
             log.info("feeds: %d file(s) rewritten in %s", len(changed), self.config.feeds_dir)
@@ -188,6 +195,9 @@ class Daemon:
         except PublishError as exc:  # e.g. the Bot API unreachable at start: try again next round
             log.warning("%s: %s", name, exc)
             return
+        except StateError as exc:
+            log.error("%s: outbox unavailable: %s", name, exc)
+            return
         if self.metrics is not None:
             for outcome in ("sent", "edited", "failed", "dropped", "retried"):
                 value = getattr(stats, outcome, 0)
@@ -197,9 +207,12 @@ class Daemon:
                 self.metrics.rate_limited.inc(stats.rate_limited)
         self.notifier.status(self.status_line())
 
-    def pending(self) -> int:
-        """Messages waiting in the outbox."""
-        return sum(r["n"] for r in self.store.delivery_counts() if r["status"] in ("pending", "sending"))
+    def pending(self) -> int | str:
+        """Messages waiting in the outbox ("?" while the database cannot be read)."""
+        try:
+            return sum(r["n"] for r in self.store.delivery_counts() if r["status"] in ("pending", "sending"))
+        except StateError:
+            return "?"
 
     def status_line(self) -> str:
         """The STATUS= line systemctl shows."""

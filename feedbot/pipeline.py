@@ -44,7 +44,8 @@ class PollReport:
     def line(self) -> str:
         """One log line per poll result."""
         if self.result == "failed":
-            return f"{self.source_id}: poll failed: {self.error} (next try {self.next_check_at:%H:%M:%S} UTC)"
+            retry = f" (next try {self.next_check_at:%H:%M:%S} UTC)" if self.next_check_at else ""
+            return f"{self.source_id}: poll failed: {self.error}{retry}"
         if self.result == "not_modified":
             return f"{self.source_id}: not modified"
         extra = f", {self.item_errors} post(s) failed and will be retried" if self.item_errors else ""

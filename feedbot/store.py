@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -99,8 +101,9 @@ class Store:
             self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             self.db.execute("PRAGMA foreign_keys = ON")
             version = self.schema_version()
-        except sqlite3.DatabaseError as exc:
-            raise StateError(f"{self.path}: not a usable SQLite database: {exc}") from exc
+        except (sqlite3.DatabaseError, StateError) as exc:
+            cause = exc.__cause__ if isinstance(exc, StateError) else exc
+            raise StateError(f"{self.path}: not a usable SQLite database: {cause}") from exc
         if version > SCHEMA_VERSION:
             conn.close()
             raise StateError(
@@ -133,19 +136,18 @@ class Store:
         conn = self.db.conn
         try:
             conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise StateError(f"{self.path}: cannot start a write: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise StateError(f"{self.path}: cannot start a write: {_describe(exc)}") from exc
         try:
             yield
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
-            try:
-                conn.execute("COMMIT")
-            except sqlite3.OperationalError as exc:
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            # SQLite may already have rolled back by itself (e.g. on SQLITE_FULL).
+            if conn.in_transaction:
                 conn.execute("ROLLBACK")
-                raise StateError(f"{self.path}: cannot commit: {exc}") from exc
+            if isinstance(exc, sqlite3.Error):
+                raise StateError(f"{self.path}: nothing was written: {_describe(exc)}") from exc
+            raise
 
     def close(self) -> None:
         """Close the connection (checkpointing the WAL)."""
@@ -516,6 +518,35 @@ class Store:
                              article.content_hash, article_id if delivered else None])
                 count += 1
         return count
+
+
+# ---- errors: sqlite3's become StateError here, at the edge ----------------------------------------
+
+
+def _describe(exc: sqlite3.Error) -> str:
+    text = str(exc)
+    if "full" in text:
+        return f"the disk is full ({text}); feedbot retries when space returns"
+    if "locked" in text or "busy" in text:
+        return f"the database stayed locked by another process for {BUSY_TIMEOUT_MS // 1000}s ({text})"
+    return text
+
+
+def _state_errors(method: Callable) -> Callable:
+    @functools.wraps(method)
+    def wrapper(self: Store, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise StateError(f"{self.path}: {_describe(exc)}") from exc
+
+    return wrapper
+
+
+# Every public method of Store turns sqlite3 errors into StateError (transaction() does it itself).
+for _name, _method in list(vars(Store).items()):
+    if not _name.startswith("_") and _name not in ("transaction", "close") and inspect.isfunction(_method):
+        setattr(Store, _name, _state_errors(_method))
 
 
 # ---- row → dataclass ------------------------------------------------------------------------

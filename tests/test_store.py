@@ -89,7 +89,7 @@ def test_failure_in_the_middle_leaves_nothing(store, monkeypatch):
         return real_execute(sql, params) if params is not None else real_execute(sql)
 
     monkeypatch.setattr(store.db, "execute", failing_execute)
-    with pytest.raises(sqlite3.OperationalError):
+    with pytest.raises(StateError, match="nothing was written: disk I/O error"):
         store.save_article(make_article(), verdict("carbon-market"), {"carbon-market": ["telegram:@cm"]})
     monkeypatch.undo()
     assert calls["n"] == 1
@@ -163,3 +163,21 @@ def test_pending_console_deliveries_can_be_dropped_by_kind(store):
     assert store.drop_pending_of_kind("console", reason="replaced") == 1
     assert [(d.target, d.status) for d in store.deliveries(statuses=["pending", "dropped"])] == [
         ("console:carbon-market", "dropped"), ("telegram:@cm", "pending")]
+
+
+def test_sqlite_errors_become_state_errors_that_say_what_happened(tmp_path):
+    store = Store(tmp_path / "feedbot.db")
+    other = sqlite3.connect(tmp_path / "feedbot.db", timeout=0)
+    other.execute("BEGIN EXCLUSIVE")
+    store.db.execute("PRAGMA busy_timeout = 50")
+    try:
+        with pytest.raises(StateError, match="locked by another process"):
+            store.save_article(make_article(), verdict(), {})
+        with pytest.raises(StateError, match="locked by another process"):
+            store.set_meta("k", "v")
+    finally:
+        other.rollback()
+        other.close()
+    store.set_meta("k", "v")  # usable again once the lock is gone
+    assert store.get_meta("k") == "v"
+    store.close()
