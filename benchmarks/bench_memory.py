@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -232,9 +233,12 @@ def run_daemon(config: Path, workdir: Path, sources: int, settle: float) -> dict
         log.close()
     store = Store(workdir / "state" / "feedbot.db")
     stored = store.article_counts()["all"]
+    failing = [s for s in store.source_states() if s.failures]
     store.close()
+    errors = Counter(re.sub(r"https?://\S+", "URL", s.last_error or "?") for s in failing).most_common(2)
     return {"peak_rss": status["VmHWM"], "rss_end": status["VmRSS"], "first_cycle_s": cycle, "exit": code,
-            "articles_after": stored, "rss_samples_max": max(samples)}
+            "articles_after": stored, "rss_samples_max": max(samples), "failed_sources": len(failing),
+            "errors": errors}
 
 
 # ---- start-up to the first request -----------------------------------------------------------------
@@ -366,7 +370,10 @@ def main() -> None:
                          "ok": peak / 1e6 <= RSS_TARGET_MB})
             rows.append({"measurement": "  first cycle (every source polled once, new items stored)",
                          "feedbot": f"{daemon['first_cycle_s']:.1f} s from start; "
-                                    f"{daemon['articles_after'] - args.articles:,} new articles; exit {daemon['exit']}",
+                                    f"{daemon['articles_after'] - args.articles:,} new articles "
+                                    f"(of {args.sources * args.entries:,} served); "
+                                    f"{daemon['failed_sources']} source(s) failed {daemon['errors']}; "
+                                    f"exit {daemon['exit']}",
                          "target": "", "ratio": "", "ok": None})
         finally:
             server.terminate()

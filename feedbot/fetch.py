@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import ipaddress
 import logging
 import re
 import time
+import urllib.request
 import zlib
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import cached_property
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import httpx
 
@@ -30,6 +33,7 @@ RETRY_AFTER_STATUSES = {429, 503}
 ENCODING_ALIASES = {"gbk": "gb18030", "gb2312": "gb18030", "x-gbk": "gb18030", "cp936": "gb18030",
                     "gb_2312-80": "gb18030", "euc-cn": "gb18030", "csgb2312": "gb18030", "utf8": "utf-8"}
 SNIFF_BYTES = 4096
+URL_CACHE_SIZE = 4096
 _XML_DECL = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._:-]+)", re.I)
 _META_CHARSET = re.compile(rb"<meta[^>]+?charset\s*=\s*[\"']?\s*([A-Za-z0-9._:-]+)", re.I)
 _HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.I)
@@ -111,6 +115,132 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())
 
 
+def environment_proxies() -> dict[str, str | None]:
+    """HTTP(S)_PROXY / ALL_PROXY / NO_PROXY as httpx mount patterns → proxy URL (None: go direct)."""
+    found = urllib.request.getproxies()
+    mounts: dict[str, str | None] = {}
+    for scheme in ("http", "https", "all"):
+        proxy = found.get(scheme)
+        if proxy:
+            mounts[f"{scheme}://"] = proxy if "://" in proxy else f"http://{proxy}"
+    if not mounts:
+        return {}
+    for host in (name.strip() for name in found.get("no", "").split(",")):
+        if host == "*":
+            return {}
+        if not host:
+            continue
+        if "://" in host:
+            mounts[host] = None
+            continue
+        try:
+            address = ipaddress.ip_address(host.split("/")[0])
+        except ValueError:
+            # same reading as httpx: "example.org" also bypasses "www.example.org"
+            mounts[f"all://{host}" if host.lower() == "localhost" else f"all://*{host}"] = None
+        else:
+            mounts[f"all://[{host}]" if address.version == 6 else f"all://{host}"] = None
+    return mounts
+
+
+class _HostPool:
+    """One host's connection pool and how many of its responses are still open."""
+
+    __slots__ = ("active", "transport")
+
+    def __init__(self, transport: httpx.AsyncHTTPTransport):
+        self.transport = transport
+        self.active = 0
+
+
+class _Released(httpx.AsyncByteStream):
+    """A response body that tells its host pool when it is closed."""
+
+    def __init__(self, stream: httpx.AsyncByteStream, pool: _HostPool):
+        self._stream = stream
+        self._pool: _HostPool | None = pool
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._stream.__aiter__()  # the body's own iterator: no extra generator per chunk
+
+    async def aclose(self) -> None:
+        if self._pool is not None:
+            self._pool.active -= 1
+            self._pool = None
+        await self._stream.aclose()
+
+
+class _HostPools(httpx.AsyncBaseTransport):
+    """A small connection pool per host; beyond keep_hosts pools, the least recently used idle ones are closed.
+
+    httpcore rescans its whole pool twice per request (quadratically, polling every idle socket), so one
+    shared pool of 50 connections cost more CPU than the rest of a 304; a pool per host keeps it O(per_host).
+    """
+
+    def __init__(self, *, per_host: int, keep_hosts: int, ssl_context: object):
+        self._limits = httpx.Limits(max_connections=per_host, max_keepalive_connections=per_host)
+        self._keep_hosts = keep_hosts
+        self._ssl_context = ssl_context
+        self._pools: OrderedDict[tuple[bytes, str, int | None], _HostPool] = OrderedDict()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        key = (url.raw_scheme, url.host, url.port)
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = self._pools[key] = _HostPool(httpx.AsyncHTTPTransport(verify=self._ssl_context,
+                                                                         limits=self._limits))
+            pool.active += 1
+            if len(self._pools) > self._keep_hosts:
+                await self._close_idle()
+        else:
+            self._pools.move_to_end(key)
+            pool.active += 1
+        try:
+            response = await pool.transport.handle_async_request(request)
+        except BaseException:
+            pool.active -= 1
+            raise
+        response.stream = _Released(response.stream, pool)
+        return response
+
+    async def _close_idle(self) -> None:
+        idle = [key for key, pool in self._pools.items() if not pool.active]
+        # taken out of the map before any await, so no request picks up a pool being closed
+        closing = [self._pools.pop(key) for key in idle[:len(self._pools) - self._keep_hosts]]
+        for pool in closing:
+            await pool.transport.aclose()
+
+    async def aclose(self) -> None:
+        pools, self._pools = list(self._pools.values()), OrderedDict()
+        for pool in pools:
+            await pool.transport.aclose()
+
+
+class _Cookies(httpx.Cookies):
+    """A cookie jar that hands only responses with Set-Cookie to http.cookiejar (a costly round trip)."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        if "set-cookie" in response.headers:
+            super().extract_cookies(response)
+
+
+class _Client(httpx.AsyncClient):
+    """The shared client, its cookie jar a _Cookies (httpx reads and sets it only through this property)."""
+
+    def __init__(self, **kwargs: object):
+        self._jar = _Cookies()
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._jar
+
+    @cookies.setter
+    def cookies(self, cookies: object) -> None:
+        self._jar = _Cookies(cookies)  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True)
 class FetchResult:
     """One fetched document (or a 304: not_modified, no content)."""
@@ -189,19 +319,34 @@ class Fetcher:
         self.stats = FetchStats()
         timeout = httpx.Timeout(connect=self.config.timeout, read=self.config.timeout,
                                 write=self.config.timeout, pool=self.config.deadline)
-        self.client = httpx.AsyncClient(
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        mounts = None
+        if transport is None:
+            # A custom transport turns off httpx's own HTTP(S)_PROXY/NO_PROXY handling, so the environment is
+            # read here, once. The SSL context (a CA bundle load) is built once and shared by every host's pool.
+            # max_connections bounds requests in flight (below) and how many hosts keep idle connections.
+            ssl_context = httpx.create_ssl_context()
+            transport = _HostPools(per_host=self.config.per_host, keep_hosts=max_connections, ssl_context=ssl_context)
+            mounts = {pattern: None if proxy is None else httpx.AsyncHTTPTransport(proxy=proxy, verify=ssl_context,
+                                                                                 limits=limits)
+                      for pattern, proxy in environment_proxies().items()}
+        self.client = _Client(
             timeout=timeout,
             follow_redirects=False,  # followed here: limit, loop detection, per-host slots per hop
             headers={
                 "User-Agent": self.config.user_agent or DEFAULT_USER_AGENT,
                 "Accept-Encoding": "gzip, deflate",
             },
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            limits=limits,
             transport=transport,
+            mounts=mounts,
+            trust_env=False,
         )
-        self._host_slots: dict[str, asyncio.Semaphore] = {}
-        # httpcore's pool rescans every queued request against every connection on each event; keeping
-        # the queue no longer than the pool keeps that cheap when a thousand sources are polled at once.
+        self._base_headers = dict(self.client.headers)
+        self._timeout_extension = timeout.as_dict()
+        self._urls: dict[str, httpx.URL] = {}  # parsed once per polled URL
+        self._host_slots: dict[tuple[bytes, str, int | None], asyncio.Semaphore] = {}
+        # Bounds requests in flight (the host pools bound each host) and keeps httpcore's queues short.
         self._pool_slots = asyncio.Semaphore(max_connections)
 
     async def __aenter__(self) -> Fetcher:
@@ -214,13 +359,30 @@ class Fetcher:
         """Close the shared client and its connections."""
         await self.client.aclose()
 
-    def _slot(self, url: str) -> asyncio.Semaphore:
-        parts = urlsplit(url)
-        host = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+    def _slot(self, url: httpx.URL) -> asyncio.Semaphore:
+        host = (url.raw_scheme, url.host, url.port)
         slot = self._host_slots.get(host)
         if slot is None:
             slot = self._host_slots[host] = asyncio.Semaphore(self.config.per_host)
         return slot
+
+    def _build(self, url: str, current: str, headers: dict[str, str]) -> httpx.Request:
+        try:
+            if self.client.cookies:  # a server set cookies: let httpx send them back
+                request = self.client.build_request("GET", current, headers=headers)
+            else:  # what build_request does, minus merging an empty cookie jar and parsing a known URL again
+                parsed = self._urls.get(current)
+                if parsed is None:
+                    if len(self._urls) >= URL_CACHE_SIZE:
+                        self._urls.clear()
+                    parsed = self._urls[current] = httpx.URL(current)
+                request = httpx.Request("GET", parsed, headers={**self._base_headers, **headers},
+                                        extensions={"timeout": self._timeout_extension})
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            raise FetchError(f"bad URL {current!r}: {exc}", url=url) from exc
+        if request.url.scheme not in ("http", "https") or not request.url.host:
+            raise FetchError(f"bad URL {current!r}: expected an absolute http:// or https:// URL", url=url)
+        return request
 
     async def get(self, url: str, *, etag: str | None = None, last_modified: str | None = None,
                   accept: str | None = None, max_bytes: int | None = None,
@@ -257,8 +419,9 @@ class Fetcher:
         seen = [url]
         current = url
         while True:
-            async with self._slot(current), self._pool_slots:
-                outcome = await self._request(url, current, headers, limit)
+            request = self._build(url, current, headers)
+            async with self._slot(request.url), self._pool_slots:
+                outcome = await self._request(url, current, request, limit)
             if isinstance(outcome, str):  # a redirect target
                 target = outcome
                 if target in seen:
@@ -272,13 +435,9 @@ class Fetcher:
                 continue
             return outcome
 
-    async def _request(self, url: str, current: str, headers: dict[str, str],
+    async def _request(self, url: str, current: str, request: httpx.Request,
                        limit: int) -> FetchResult | FetchError | str:
         timeout = self.config.timeout
-        try:
-            request = self.client.build_request("GET", current, headers=headers)
-        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
-            raise FetchError(f"bad URL {current!r}: {exc}", url=url) from exc
         self.stats.requests += 1
         try:
             response = await self.client.send(request, stream=True)

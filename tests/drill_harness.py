@@ -88,6 +88,7 @@ class DaemonProcess:
         self.proc: asyncio.subprocess.Process | None = None
         self.starts = 0
         self.exit_codes: list[int] = []
+        self.notifications = 0
         self._sock: socket.socket | None = None
 
     async def start(self, ready_timeout: float = 30.0) -> None:
@@ -108,12 +109,23 @@ class DaemonProcess:
                 sys.executable, "-m", "feedbot", "--config", str(self.config), "run",
                 env=env, stdout=log, stderr=log, cwd=self.workdir)
         self.starts += 1
+        ready = asyncio.Event()
+        sock = self._sock
+
+        def read_notifications() -> None:
+            # Like systemd, keep reading: a full socket buffer would block the daemon's sd_notify send.
+            with contextlib.suppress(BlockingIOError, OSError):
+                while True:
+                    message = sock.recv(65536)
+                    self.notifications += 1
+                    if b"READY=1" in message:
+                        ready.set()
+
+        asyncio.get_running_loop().add_reader(sock.fileno(), read_notifications)
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:
-            with contextlib.suppress(BlockingIOError):
-                while True:
-                    if b"READY=1" in self._sock.recv(65536):
-                        return
+            if ready.is_set():
+                return
             if self.proc.returncode is not None:
                 raise AssertionError(f"feedbot exited with {self.proc.returncode} before READY=1:\n{self.log_tail()}")
             await asyncio.sleep(0.05)
@@ -125,9 +137,7 @@ class DaemonProcess:
         self.proc.send_signal(signum)
         code = await asyncio.wait_for(self.proc.wait(), timeout)
         self.exit_codes.append(code)
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        self._close_socket()
         return code
 
     async def kill(self) -> int:
@@ -141,7 +151,12 @@ class DaemonProcess:
         if self.proc is not None and self.proc.returncode is None:
             self.proc.kill()
             await self.proc.wait()
+        self._close_socket()
+
+    def _close_socket(self) -> None:
         if self._sock is not None:
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().remove_reader(self._sock.fileno())
             self._sock.close()
             self._sock = None
 
@@ -270,8 +285,12 @@ def as_dict(outcome_: Outcome) -> dict:
 
 
 async def signal_drill(workdir: Path, *, signum: int, stops: int, articles: int, seed: int = 8,
-                       gap: tuple[float, float] = (0.5, 4.0), timeout: float = 300.0) -> tuple[Outcome, dict]:
+                       gap: tuple[float, float] = (0.5, 4.0), timeout: float = 300.0,
+                       send_delay: float = 0.25) -> tuple[Outcome, dict]:
     """Stop the daemon `stops` times at random moments (SIGKILL or SIGTERM) while posts arrive; then let it finish.
+
+    The double takes `send_delay` seconds to answer a send (a far-away Bot API), so a stop often lands while
+    a message is in flight: the case that can duplicate after SIGKILL and must not after SIGTERM.
 
     The posts arrive in waves (before the first start and after each of the first few stops), so the stops
     land while pages are fetched, articles classified and stored, feeds written and messages sent.
@@ -283,7 +302,7 @@ async def signal_drill(workdir: Path, *, signum: int, stops: int, articles: int,
     sizes = [articles // waves + (i < articles % waves) for i in range(waves)]
     began = time.monotonic()
     codes: list[int] = []
-    async with SampleSite(posts=[]) as site, BotApiDouble() as double:
+    async with SampleSite(posts=[]) as site, BotApiDouble(response_delay=send_delay) as double:
         daemon = DaemonProcess(write_config(workdir, site, double), workdir, double.token)
         try:
             add_drill_posts(site, 0, sizes[0])
@@ -303,7 +322,7 @@ async def signal_drill(workdir: Path, *, signum: int, stops: int, articles: int,
         result = outcome(workdir / "state", site, double, feeds=True)
         log = daemon.log()
         figures = {
-            "signal": signal.Signals(signum).name, "stops": stops, "starts": daemon.starts,
+            "signal": signal.Signals(signum).name, "stops": stops, "starts": daemon.starts, "send_delay_s": send_delay,
             "seconds": round(time.monotonic() - began, 1), **result.figures(),
             "http_429": double.counts["429"], "sent_by_double": len(double.messages),
             "exit_codes_after_signal": dict(Counter(codes)), "final_exit_code": final_code,
@@ -446,7 +465,9 @@ async def disk_full_drill(workdir: Path, mountpoint: Path, *, articles: int, ful
                    "recovered_after_s": round(recovered, 1),
                    "error_lines_while_full": sum("ERROR" in line or "WARNING" in line
                                                  for line in full_log.splitlines()),
-                   "full_errors_logged": full_log.count("disk is full") + full_log.count("No space left"),
+                   "clear_error_lines": sum(("ERROR" in line or "WARNING" in line) and "raised an exception" not in line
+                                            and ("full" in line or "space" in line)
+                                            for line in full_log.splitlines()),
                    "tracebacks": full_log.count("Traceback"),
                    "token_in_log": double.token.split(":")[1] in daemon.log(),
                    "integrity": integrity(mountpoint / "feedbot.db"), **result.figures(),

@@ -88,14 +88,10 @@ async def test_disk_full_gives_a_clear_error_no_corruption_and_recovers(tmp_path
     record("quick: state dir full (3 MiB tmpfs) for 5 s, 12 posts", figures)
     assert_nothing_lost(result, figures)
     assert figures["integrity"] == "ok"
-    assert figures["full_errors_logged"] > 0, log_while_full
-    assert not figures["token_in_log"]
-    if figures["tracebacks"]:
-        # Known bug (reported to the lead): SQLITE_FULL inside save_article escapes as a raw sqlite3 error,
-        # Store.transaction's ROLLBACK then fails too ("no transaction is active": SQLite already rolled back)
-        # and APScheduler logs both tracebacks on every poll. Everything above (no loss, no corruption,
-        # recovery) is asserted; this part turns into a pass once the error is caught and logged in one line.
-        pytest.xfail(f"{figures['tracebacks']} traceback(s) logged while the disk was full instead of one clear line")
+    assert not figures["token_in_log"], log_while_full
+    # One clear line per failed write (the store turns SQLITE_FULL into a StateError), no traceback.
+    assert figures["clear_error_lines"] > 0, log_while_full
+    assert figures["tracebacks"] == 0, log_while_full
 
 
 async def test_every_source_fault_held_three_polls_then_healed_loses_nothing(tmp_path):

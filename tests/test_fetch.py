@@ -250,3 +250,118 @@ def test_retry_after_parsing():
 
 def test_human_bytes():
     assert human_bytes(8 << 20) == "8 MiB" and human_bytes(1536) == "1.5 KiB" and human_bytes(10) == "10 bytes"
+
+
+class RawHTTPServer:
+    """A keep-alive HTTP/1.1 server on loopback that records request lines, headers and open connections."""
+
+    def __init__(self, body: bytes = b"<rss version='2.0'><channel><title>t</title></channel></rss>",
+                 extra_headers: str = "", latency: float = 0.0):
+        self.body, self.extra_headers, self.latency = body, extra_headers, latency
+        self.request_lines: list[str] = []
+        self.request_headers: list[dict[str, str]] = []
+        self.open_connections = 0
+        self.connections = 0
+
+    async def __aenter__(self) -> RawHTTPServer:
+        self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.open_connections += 1
+        self.connections += 1
+        try:
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                line, *fields = head.decode("latin-1").split("\r\n")
+                self.request_lines.append(line)
+                self.request_headers.append({k.strip(): v.strip() for k, _, v in
+                                             (f.partition(":") for f in fields if f)})
+                await asyncio.sleep(self.latency)
+                writer.write(f"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n{self.extra_headers}"
+                             f"Content-Length: {len(self.body)}\r\n\r\n".encode() + self.body)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            self.open_connections -= 1
+            writer.close()
+
+
+async def until(condition, seconds: float = 5.0) -> bool:
+    """Wait (polling) for a condition the other side reaches asynchronously."""
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return True
+        await asyncio.sleep(0.01)
+    return condition()
+
+
+def no_proxy_environment(monkeypatch) -> None:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+async def test_http_proxy_from_the_environment_is_used(monkeypatch):
+    no_proxy_environment(monkeypatch)
+    async with RawHTTPServer() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        async with Fetcher(FetchConfig(timeout=2, deadline=4)) as client:
+            result = await client.get("http://feeds.example.invalid/rss.xml")
+    assert result.status == 200 and b"<rss" in result.content
+    assert proxy.request_lines == ["GET http://feeds.example.invalid/rss.xml HTTP/1.1"]
+
+
+async def test_no_proxy_hosts_go_direct(monkeypatch):
+    no_proxy_environment(monkeypatch)
+    async with RawHTTPServer() as proxy, RawHTTPServer() as origin:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+        async with Fetcher(FetchConfig(timeout=2, deadline=4)) as client:
+            await client.get(f"{origin.url}/rss.xml")
+    assert proxy.request_lines == [] and origin.request_lines == ["GET /rss.xml HTTP/1.1"]
+
+
+async def test_connections_are_kept_alive_per_host_and_idle_hosts_closed_beyond_the_limit():
+    async with (RawHTTPServer() as a, RawHTTPServer() as b, RawHTTPServer() as c,
+                Fetcher(FetchConfig(timeout=2, deadline=4), max_connections=2) as client):
+        for server in (a, b, a, b):
+            await client.get(f"{server.url}/rss.xml")
+        assert (a.connections, b.connections) == (1, 1)  # reused, not reopened
+        await client.get(f"{c.url}/rss.xml")  # a third host: the least recently used idle one is closed
+        assert await until(lambda: a.open_connections == 0)
+        assert b.open_connections == 1 and c.open_connections == 1
+
+
+async def test_busy_hosts_are_not_closed_under_them():
+    servers = [RawHTTPServer(latency=0.05) for _ in range(4)]
+    for server in servers:
+        await server.__aenter__()
+    try:
+        async with Fetcher(FetchConfig(timeout=2, deadline=4, per_host=2), max_connections=2) as client:
+            results = await asyncio.gather(*(client.get(f"{s.url}/{n}.xml") for n in range(3) for s in servers))
+        assert all(r.status == 200 for r in results)
+        assert all(len(s.request_lines) == 3 for s in servers)
+    finally:
+        for server in servers:
+            await server.__aexit__()
+
+
+async def test_cookies_a_server_sets_are_sent_back():
+    async with (RawHTTPServer(extra_headers="Set-Cookie: visited=1; Path=/\r\n") as server,
+                Fetcher(FetchConfig(timeout=2, deadline=4)) as client):
+        await client.get(f"{server.url}/a.xml")
+        await client.get(f"{server.url}/b.xml")
+    assert "Cookie" not in server.request_headers[0]
+    assert server.request_headers[1]["Cookie"] == "visited=1"
+
+
+@pytest.mark.parametrize("url", ["ftp://example.org/feed.xml", "not a url", "http://", "http://[::1/feed.xml"])
+async def test_bad_urls_are_fetch_errors(fetcher, url):
+    with pytest.raises(FetchError) as caught:
+        await fetcher.get(url)
+    assert str(caught.value).startswith(f"bad URL {url!r}")
