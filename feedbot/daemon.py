@@ -30,6 +30,8 @@ log = logging.getLogger("feedbot")
 
 DRAIN_EVERY = 30.0  # seconds between outbox checks when nothing new arrived (retries come due)
 DRAIN_BUDGET = 60.0  # one drain round never holds newer items back longer than this
+# Feeds are rebuilt at most this often: with many sources, one rebuild per poll would starve the loop.
+FEEDS_MIN_GAP = 5.0
 HEARTBEAT_EVERY = 15.0  # the scheduler proves it is alive this often
 STALL_AFTER = 120.0  # no heartbeat for this long: /healthz answers 503, the watchdog stops pinging
 FAILED_POLLS_UNHEALTHY = 3  # every source failed this many times in a row: unhealthy
@@ -57,6 +59,7 @@ class Daemon:
         self.notifier = notifier or Notifier(env)
         self.stop_event = asyncio.Event()
         self.kick = asyncio.Event()  # something new to publish
+        self.feeds_dirty = asyncio.Event()  # something new for the feeds
         # The first drain waits for the first poll of every due source: the backlog guard must see
         # a whole first run, not half a backfill.
         self.first_polls_done = asyncio.Event()
@@ -161,7 +164,7 @@ class Daemon:
             if report.updated:
                 self.metrics.articles_seen.labels(report.source_id, "updated").inc(report.updated)
         if report.changed:
-            self.rebuild_feeds()
+            self.feeds_dirty.set()
             self.kick.set()
         self.notifier.status(self.status_line())
 
@@ -261,6 +264,7 @@ class Daemon:
             self.rebuild_feeds(force=True)
             self._start_scheduler()
             self._tasks.append(asyncio.create_task(self._drain_loop(), name="drain"))
+            self._tasks.append(asyncio.create_task(self._feeds_loop(), name="feeds"))
             if self.notifier.watchdog_interval:
                 self._tasks.append(asyncio.create_task(self._watchdog_loop(), name="watchdog"))
             if self.config.telegram.token is not None and self.config.telegram.commands and self.publisher:
@@ -330,6 +334,17 @@ class Daemon:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(DRAIN_EVERY):
                     await _first_of(self.kick, self.stop_event)
+
+    async def _feeds_loop(self) -> None:
+        while not self.stop_event.is_set():
+            await _first_of(self.feeds_dirty, self.stop_event)
+            self.feeds_dirty.clear()
+            self.rebuild_feeds()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(FEEDS_MIN_GAP):
+                    await self.stop_event.wait()
+        if self.feeds_dirty.is_set():  # what arrived during the last gap still reaches the feeds
+            self.rebuild_feeds()
 
     async def _watchdog_loop(self) -> None:
         while not self.stop_event.is_set():

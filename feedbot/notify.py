@@ -37,8 +37,12 @@ class Notifier:
         try:
             if self._socket is None:
                 self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-            self._socket.sendto("\n".join(lines).encode(), self.address)
+            # Never block the event loop: a listener that stops reading fills its queue (10 datagrams).
+            self._socket.sendto("\n".join(lines).encode(), socket.MSG_DONTWAIT, self.address)
             return True
+        except BlockingIOError:
+            log.debug("systemd's notify queue is full; dropped %s", lines[0].split("=")[0])
+            return False
         except OSError as exc:
             log.warning("cannot notify systemd at %s: %s", self.address.replace("\0", "@"), exc)
             self.address = ""

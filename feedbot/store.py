@@ -82,7 +82,12 @@ def _v1(db: sqlite_utils.Database) -> None:
     db["meta"].create({"key": str, "value": str}, pk="key")
 
 
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1,)
+def _v2(db: sqlite_utils.Database) -> None:
+    # Feeds and the outbox order by this expression; indexing it keeps "newest 50" fast at 100k articles.
+    db.execute("CREATE INDEX idx_articles_newest ON articles (COALESCE(published_at, first_seen_at), id)")
+
+
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -292,7 +297,9 @@ class Store:
                    "LIMIT ?")
             params: list[Any] = [limit]
         else:
-            sql = ("SELECT a.* FROM articles a JOIN classifications c ON c.article_id = a.id AND c.topic = ? "
+            # EXISTS (not JOIN) lets SQLite walk idx_articles_newest and stop after `limit` rows.
+            sql = ("SELECT a.* FROM articles a WHERE EXISTS (SELECT 1 FROM classifications c "
+                   "WHERE c.article_id = a.id AND c.topic = ?) "
                    "ORDER BY COALESCE(a.published_at, a.first_seen_at) DESC, a.id DESC LIMIT ?")
             params = [topic, limit]
         return self._with_topics(self._rows(sql, params))

@@ -52,3 +52,15 @@ def test_a_vanished_socket_is_logged_not_raised(tmp_path, caplog):
     assert "cannot notify systemd" in caplog.text
     assert notifier.status("y") is False  # disabled after the first failure, no log flood
     assert caplog.text.count("cannot notify systemd") == 1
+
+
+def test_a_listener_that_stops_reading_never_blocks_us(tmp_path):
+    sock, path = listen(tmp_path)
+    notifier = Notifier({"NOTIFY_SOCKET": path})
+    results = [notifier.status(f"line {i}") for i in range(200)]  # far beyond the kernel's queue
+    assert results[0] is True and results[-1] is False
+    assert notifier.enabled, "a full queue is not a reason to stop notifying"
+    assert sock.recv(4096) == b"STATUS=line 0"
+    assert notifier.watchdog() is True  # room again after one read
+    notifier.close()
+    sock.close()
