@@ -256,7 +256,8 @@ class BotApiDouble:
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
         app.router.add_get("/_double/state", self._state)
         app.router.add_post("/_double/command", self._command)
-        self._runner = web.AppRunner(app, access_log=None)
+        # A long-polling getUpdates must not hold up shutdown once its client is gone.
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
