@@ -218,6 +218,30 @@ def backfill(state: CliState, source_id: str, since: str) -> None:
 
 
 @cli.command()
+@click.pass_obj
+def reclassify(state: CliState) -> None:
+    """Classify every stored article again with the current rules and rebuild the feeds (no chat messages)."""
+    from feedbot.pipeline import reclassify_stored
+    from feedbot.publish.feeds import rebuild_all
+    from feedbot.store import Store
+
+    config = state.config()
+    if not config.db_path.exists():
+        fail(f"no state yet at {config.db_path}: nothing to reclassify", 1)
+    try:
+        store = Store(config.db_path)
+        try:
+            total, changed = reclassify_stored(store, config.topics)
+            files = rebuild_all(store, config)
+        finally:
+            store.close()
+    except FeedbotError as exc:
+        fail(str(exc), 1)
+    click.echo(f"{total} article(s) classified again, {changed} changed channel(s); "
+               f"{len(files)} feed file(s) rewritten")
+
+
+@cli.command()
 @click.argument("file", required=False, type=click.Path(dir_okay=False, allow_dash=True))
 @click.pass_obj
 def classify(state: CliState, file: str | None) -> None:

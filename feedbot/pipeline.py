@@ -13,6 +13,7 @@ from feedbot.classify import classify
 from feedbot.config import Config, SourceConfig
 from feedbot.errors import FeedbotError, FetchError, StateError
 from feedbot.fetch import Fetcher
+from feedbot.model import Entry
 from feedbot.rules import TopicRules
 from feedbot.sources import Source
 from feedbot.sources.jekyll import BackfillReport, JekyllSource, PostLink
@@ -123,3 +124,19 @@ async def backfill(config: Config, source_config: SourceConfig, store: Store, si
         source = JekyllSource(source_config, fetcher)
         return await source.backfill(since, store.known_keys(source_config.id), save, on_plan=on_plan,
                                      on_post=on_post)
+
+
+def reclassify_stored(store: Store, topics: Mapping[str, TopicRules]) -> tuple[int, int]:
+    """Classify every stored article again with the current rules; returns (articles, changed).
+
+    Only the feeds follow: an article that joins a channel now sends no chat message for old news.
+    """
+    changed = 0
+    ids = store.article_ids()
+    for article_id in ids:
+        stored = store.article(article_id)
+        entry = Entry(source_id=stored.source_id, key=stored.key, url=stored.url, title=stored.title,
+                      body_html=stored.body_html, published_at=stored.published_at, outlet=stored.outlet,
+                      origin_url=stored.origin_url)
+        changed += store.reclassify(article_id, classify(normalize(entry), topics))
+    return len(ids), changed

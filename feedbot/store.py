@@ -22,6 +22,7 @@ from feedbot.model import (
     SaveResult,
     SourceState,
     StoredArticle,
+    TopicMatch,
 )
 
 BUSY_TIMEOUT_MS = 10_000
@@ -267,15 +268,8 @@ class Store:
                 values["updated_at"] = to_db(article.updated_at or now)
                 self.db.execute("UPDATE articles SET " + ", ".join(f"{k} = ?" for k in values) + " WHERE id = ?",
                                 [*values.values(), article_id])
-                self.db.execute("DELETE FROM classifications WHERE article_id = ?", [article_id])
             added = 0
-            for match in classification.matches:
-                if not match.matched:
-                    continue
-                evidence = [[e.term, e.where, e.count, e.weight] for e in match.evidence]
-                self.db.execute(
-                    "INSERT INTO classifications(article_id, topic, score, evidence, excerpt) VALUES (?, ?, ?, ?, ?)",
-                    [article_id, match.topic, match.score, json.dumps(evidence, ensure_ascii=False), match.excerpt])
+            for match in self._write_classification(article_id, classification):
                 for target in targets.get(match.topic, ()):
                     cursor = self.db.execute(
                         "INSERT INTO deliveries(article_id, topic, target, status, attempts, created_at) "
@@ -283,6 +277,31 @@ class Store:
                         [article_id, match.topic, target, to_db(now)])
                     added += cursor.rowcount
             return SaveResult(article_id=article_id, status=status, deliveries_added=added)
+
+    def _write_classification(self, article_id: int, classification: Classification) -> list[TopicMatch]:
+        """Replace an article's classification rows (inside the caller's transaction); returns the matches."""
+        self.db.execute("DELETE FROM classifications WHERE article_id = ?", [article_id])
+        matched = [m for m in classification.matches if m.matched]
+        for match in matched:
+            evidence = [[e.term, e.where, e.count, e.weight] for e in match.evidence]
+            self.db.execute(
+                "INSERT INTO classifications(article_id, topic, score, evidence, excerpt) VALUES (?, ?, ?, ?, ?)",
+                [article_id, match.topic, match.score, json.dumps(evidence, ensure_ascii=False), match.excerpt])
+        return matched
+
+    def reclassify(self, article_id: int, classification: Classification) -> bool:
+        """Replace a stored article's classification (new rules); no deliveries. True when its topics changed."""
+        with self.transaction():
+            before = {r[0] for r in self.db.execute("SELECT topic FROM classifications WHERE article_id = ?",
+                                                    [article_id])}
+            self._write_classification(article_id, classification)
+            self.db.execute("INSERT INTO meta(key, value) VALUES ('reclassified_at', ?) ON CONFLICT(key) "
+                            "DO UPDATE SET value = excluded.value", [to_db(utcnow())])
+        return before != set(classification.topics)
+
+    def article_ids(self) -> list[int]:
+        """Every stored article's id, oldest first."""
+        return [row[0] for row in self.db.execute("SELECT id FROM articles ORDER BY id")]
 
     def article(self, article_id: int) -> StoredArticle | None:
         """One stored article with its topics."""
@@ -349,7 +368,7 @@ class Store:
     def last_change(self) -> str | None:
         """A token that changes whenever an article is added or edited (to skip needless feed rebuilds)."""
         row = self.db.execute("SELECT COUNT(*), MAX(id), MAX(updated_at) FROM articles").fetchone()
-        return json.dumps(list(row))
+        return json.dumps([*row, self.get_meta("reclassified_at")])
 
     # ---- the outbox ---------------------------------------------------------------------------
 

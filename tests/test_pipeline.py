@@ -6,6 +6,10 @@ import random
 from dataclasses import replace
 from datetime import timedelta
 
+import feedparser
+from click.testing import CliRunner
+
+from feedbot.cli import cli
 from feedbot.config import SourceConfig, parse_config
 from feedbot.fetch import Fetcher
 from feedbot.pipeline import poll_source
@@ -112,3 +116,25 @@ async def test_edited_post_is_an_update_not_a_new_article(site, tmp_path):
 
 def test_source_config_defaults():
     assert SourceConfig("x", "feed", "https://x.org/f").backfill == 20
+
+
+async def test_reclassify_applies_new_rules_to_stored_articles_without_chat_messages(site, tmp_path):
+    config, store = setup(site, tmp_path)
+    async with Fetcher(config.fetch) as fetcher:
+        await poll(config, store, fetcher)
+    before = store.article_counts()
+    deliveries = store.delivery_counts()
+    assert before["carbon-market"] > 0
+    store.close()
+    path = tmp_path / "feedbot.toml"
+    path.write_text(f'state_dir = "{tmp_path}"\n[topics.carbon-market]\nthreshold = 100000\n', encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--config", str(path), "reclassify"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert f"{before['all']} article(s) classified again, {before['carbon-market']} changed" in result.output
+    store = Store(tmp_path / "feedbot.db")
+    after = store.article_counts()
+    assert after.get("carbon-market", 0) == 0
+    assert after["climate-finance"] == before["climate-finance"]
+    assert store.delivery_counts() == deliveries  # feeds follow new rules; chats get no old news
+    assert feedparser.parse((tmp_path / "feeds" / "carbon-market.atom").read_bytes()).entries == []
+    store.close()
