@@ -69,13 +69,27 @@ def _pad(text: str, width: int) -> str:
     return text + " " * (width - _width(text))
 
 
-def render_status(report: dict[str, Any]) -> str:
-    """The status report as aligned plain-text tables."""
+def relative(moment: str | None, now: datetime) -> str:
+    """'2026-11-24T10:31:40+08:00' → '10:31:40 (3m ago)' / '11-20 10:31 (in 2h)'; '-' for None."""
+    if not moment:
+        return "-"
+    when = datetime.fromisoformat(moment).astimezone(SHANGHAI)
+    seconds = (when - now).total_seconds()
+    span = abs(seconds)
+    amount = (f"{span:.0f}s" if span < 60 else f"{span / 60:.0f}m" if span < 3600
+              else f"{span / 3600:.0f}h" if span < 86400 else f"{span / 86400:.0f}d")
+    shown = when.strftime("%H:%M:%S") if span < 86400 else when.strftime("%m-%d %H:%M")
+    return f"{shown} ({'in ' + amount if seconds > 0 else amount + ' ago'})"
+
+
+def render_status(report: dict[str, Any], now: datetime | None = None) -> str:
+    """The status report as aligned plain-text tables (times in Asia/Shanghai)."""
+    now = now or datetime.now(SHANGHAI)
     parts = [f"database: {report['database']}", "", "SOURCES"]
     parts.append(_table(
         ["id", "kind", "result", "last ok", "next check", "failures", "last error"],
-        [[s["id"], s["kind"], s["result"], s["last_ok_at"] or "-", s["next_check_at"] or "-", s["failures"],
-          s["last_error"] or ""] for s in report["sources"]]))
+        [[s["id"], s["kind"], s["result"], relative(s["last_ok_at"], now), relative(s["next_check_at"], now),
+          s["failures"], s["last_error"] or ""] for s in report["sources"]]))
     a = report["articles"]
     parts += ["", f"ARTICLES  total {a['total']}, in no channel {a['unrouted']}"]
     parts.append(_table(["topic", "name", "articles", "telegram"],

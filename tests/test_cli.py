@@ -68,3 +68,16 @@ def test_status_table_and_json(write_config, tmp_path):
     assert report["articles"]["total"] == 1
     assert {t["id"]: t["articles"] for t in report["topics"]}["carbon-market"] == 1
     assert report["deliveries"]["telegram:@cm_chan"]["by_status"] == {"pending": 1}
+
+
+def test_status_times_read_relative_to_now():
+    from datetime import datetime
+
+    from feedbot.status import SHANGHAI, relative
+
+    now = datetime(2026, 11, 24, 10, 0, 0, tzinfo=SHANGHAI)
+    assert relative("2026-11-24T09:57:00+08:00", now) == "09:57:00 (3m ago)"
+    assert relative("2026-11-24T02:00:00+00:00", now) == "10:00:00 (0s ago)"
+    assert relative("2026-11-24T12:00:00+08:00", now) == "12:00:00 (in 2h)"
+    assert relative("2026-11-20T10:00:00+08:00", now) == "11-20 10:00 (4d ago)"
+    assert relative(None, now) == "-"
