@@ -28,12 +28,13 @@ import time
 from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from rss_fixture import rss_feed  # noqa: E402 - benchmarks/ is sys.path[0] when run as a script
 
 from feedbot.classify import classify  # noqa: E402
 from feedbot.model import Entry  # noqa: E402
@@ -48,24 +49,9 @@ CHATS = {"carbon-market": "@bench_cm", "adaptation-2035": "@bench_ad", "climate-
 TOKEN = "123456789:BENCHtokenBENCHtokenBENCHtokenBENC"
 RSS_TARGET_MB = 150.0
 STARTUP_TARGET_S = 1.5
-PARAGRAPH = ("生态环境部有关负责人表示，将持续完善全国碳排放权交易市场制度体系，"
-             "强化排放数据质量管理，稳步扩大行业覆盖范围。")
 
 
 # ---- the server process: 1,000 RSS feeds (ETag/304) and the Bot API double --------------------------
-
-
-def _rss(source: int, entries: int) -> bytes:
-    start = datetime(2024, 5, 1, tzinfo=UTC)
-    items = []
-    for n in range(entries):
-        link = f"https://news{source}.example.org/{n}.html"
-        items.append(f"<item><title>第{source}号源 第{n}条 全国碳市场动态</title><link>{link}</link>"
-                     f"<guid>{link}</guid><pubDate>{format_datetime(start - timedelta(minutes=n))}</pubDate>"
-                     f"<description>&lt;p&gt;{PARAGRAPH * 3}&lt;/p&gt;</description></item>")
-    return ('<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel>'
-            f"<title>源{source}</title><link>https://news{source}.example.org/</link><description>d</description>"
-            + "".join(items) + "</channel></rss>").encode()
 
 
 def _serve(conn, ports: int, entries: int) -> None:
@@ -78,7 +64,7 @@ def _serve(conn, ports: int, entries: int) -> None:
     async def feed(request: web.Request) -> web.Response:
         source = int(request.match_info["n"])
         if source not in cache:
-            body = _rss(source, entries)
+            body = rss_feed(source, entries)
             cache[source] = (body, '"' + hashlib.sha1(body).hexdigest()[:16] + '"')
         body, etag = cache[source]
         if request.headers.get("If-None-Match") == etag:
@@ -246,7 +232,7 @@ def run_daemon(config: Path, workdir: Path, sources: int, settle: float) -> dict
 
 class _FirstRequest(BaseHTTPRequestHandler):
     first: float | None = None
-    body = _rss(0, 3)
+    body = rss_feed(0, 3)
 
     def do_GET(self) -> None:
         if _FirstRequest.first is None:

@@ -17,13 +17,13 @@ import multiprocessing
 import statistics
 import sys
 import time
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import feedparser
+from rss_fixture import rss_feed
 
 from feedbot.config import FetchConfig, SourceConfig
 from feedbot.fetch import Fetcher
@@ -32,24 +32,9 @@ from feedbot.sources.feed import FeedSource
 from feedbot.sources.jekyll import JekyllSource, parse_category
 
 ENTRIES_PER_FEED = 20
-PARAGRAPH = ("生态环境部有关负责人表示，将持续完善全国碳排放权交易市场制度体系，"
-             "强化排放数据质量管理，稳步扩大行业覆盖范围。")
 
 
 # ---- the server process ----------------------------------------------------------------------
-
-
-def _rss(source: int, version: int) -> bytes:
-    start = datetime(2024, 5, 1, tzinfo=UTC) + timedelta(hours=version)
-    items = []
-    for n in range(ENTRIES_PER_FEED):
-        link = f"https://news{source}.example.org/{version}/{n}.html"
-        items.append(f"<item><title>第{source}号源 第{n}条 碳市场动态 v{version}</title><link>{link}</link>"
-                     f"<guid>{link}</guid><pubDate>{format_datetime(start - timedelta(minutes=n))}</pubDate>"
-                     f"<description>&lt;p&gt;{PARAGRAPH * 3}&lt;/p&gt;</description></item>")
-    return ('<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel>'
-            f"<title>源{source}</title><link>https://news{source}.example.org/</link><description>d</description>"
-            + "".join(items) + "</channel></rss>").encode()
 
 
 def _serve(conn, ports: int, latency: float, category_posts: int) -> None:
@@ -65,7 +50,7 @@ def _serve(conn, ports: int, latency: float, category_posts: int) -> None:
         source = int(request.match_info["n"])
         version = versions.get(source, 0)
         if (source, version) not in cache:
-            body = _rss(source, version)
+            body = rss_feed(source, ENTRIES_PER_FEED, version)
             cache[(source, version)] = (body, '"' + hashlib.sha1(body).hexdigest()[:16] + '"')
         body, etag = cache[(source, version)]
         if request.headers.get("If-None-Match") == etag:
