@@ -99,6 +99,15 @@ def detect_encoding(content: bytes, content_type: str | None) -> str:
     return declared or "utf-8"  # undecodable either way: replace the bad bytes
 
 
+def parse_http_date(value: str) -> datetime | None:
+    """An HTTP date (Retry-After, If-Modified-Since) as an aware datetime; None when unreadable."""
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
     """Retry-After as seconds from now: delta-seconds or an HTTP date; None when absent or unreadable."""
     if not value:
@@ -106,12 +115,9 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     value = value.strip()
     if value.isdigit():
         return float(value)
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    moment = parse_http_date(value)
+    if moment is None:
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
     return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())
 
 

@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import format_datetime
 from html import escape
 from importlib import resources
 from pathlib import Path
@@ -20,6 +20,7 @@ from aiohttp import web
 
 from feedbot import PROJECT_URL, __version__
 from feedbot.errors import PublishError
+from feedbot.fetch import parse_http_date
 from feedbot.publish import feeds
 from feedbot.publish.feeds import ALL, Channel
 
@@ -238,13 +239,8 @@ def _not_modified(request: web.Request, etag: str, last_modified: datetime) -> b
         return "*" in tags or etag in tags
     if_modified_since = request.headers.get("If-Modified-Since")
     if if_modified_since:
-        try:
-            since = parsedate_to_datetime(if_modified_since)
-        except (TypeError, ValueError):
-            return False
-        if since.tzinfo is None:
-            since = since.replace(tzinfo=UTC)
-        return last_modified <= since
+        since = parse_http_date(if_modified_since)
+        return since is not None and last_modified <= since
     return False
 
 
