@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rss_fixture import rss_feed  # noqa: E402 - benchmarks/ is sys.path[0] when run as a script
+from rss_fixture import FeedServer, rss_feed  # noqa: E402 - benchmarks/ is sys.path[0] when run as a script
 
 from feedbot.classify import classify  # noqa: E402
 from feedbot.model import Entry  # noqa: E402
@@ -55,32 +55,12 @@ STARTUP_TARGET_S = 1.5
 
 
 def _serve(conn, ports: int, entries: int) -> None:
-    from aiohttp import web
-
     from tests.botapi_double import BotApiDouble
 
-    cache: dict[int, tuple[bytes, str]] = {}
-
-    async def feed(request: web.Request) -> web.Response:
-        source = int(request.match_info["n"])
-        if source not in cache:
-            body = rss_feed(source, entries)
-            cache[source] = (body, '"' + hashlib.sha1(body).hexdigest()[:16] + '"')
-        body, etag = cache[source]
-        if request.headers.get("If-None-Match") == etag:
-            return web.Response(status=304, headers={"ETag": etag})
-        return web.Response(body=body, headers={"ETag": etag, "Content-Type": "application/rss+xml"})
+    server = FeedServer(entries)
 
     async def main() -> None:
-        app = web.Application()
-        app.router.add_get("/feed/{n}.xml", feed)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        bound = []
-        for _ in range(ports):
-            site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
-            await site.start()
-            bound.append(site._server.sockets[0].getsockname()[1])
+        bound = await server.start(ports)
         double = BotApiDouble(TOKEN)
         await double.start()
         conn.send((bound, double.base_url))

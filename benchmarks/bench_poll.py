@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import hashlib
 import multiprocessing
 import statistics
 import sys
@@ -23,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import feedparser
-from rss_fixture import rss_feed
+from rss_fixture import FeedServer
 
 from feedbot.config import FetchConfig, SourceConfig
 from feedbot.fetch import Fetcher
@@ -42,38 +41,16 @@ def _serve(conn, ports: int, latency: float, category_posts: int) -> None:
 
     from feedbot.sample_site import SampleSite
 
-    versions: dict[int, int] = {}
-    cache: dict[tuple[int, int], tuple[bytes, str]] = {}
-
-    async def feed(request: web.Request) -> web.Response:
-        await asyncio.sleep(latency)
-        source = int(request.match_info["n"])
-        version = versions.get(source, 0)
-        if (source, version) not in cache:
-            body = rss_feed(source, ENTRIES_PER_FEED, version)
-            cache[(source, version)] = (body, '"' + hashlib.sha1(body).hexdigest()[:16] + '"')
-        body, etag = cache[(source, version)]
-        if request.headers.get("If-None-Match") == etag:
-            return web.Response(status=304, headers={"ETag": etag})
-        return web.Response(body=body, headers={"ETag": etag, "Content-Type": "application/rss+xml"})
+    server = FeedServer(ENTRIES_PER_FEED, latency)
 
     async def bump(request: web.Request) -> web.Response:
         every = int(request.query["every"])
         for source in range(0, int(request.query["sources"]), every):
-            versions[source] = versions.get(source, 0) + 1
+            server.versions[source] = server.versions.get(source, 0) + 1
         return web.Response(text="ok")
 
     async def main() -> None:
-        app = web.Application()
-        app.router.add_get("/feed/{n}.xml", feed)
-        app.router.add_get("/_bump", bump)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        bound = []
-        for _ in range(ports):
-            site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
-            await site.start()
-            bound.append(site._server.sockets[0].getsockname()[1])
+        bound = await server.start(ports, [("/_bump", bump)])
         jekyll = SampleSite(posts=[])
         for n in range(category_posts):
             jekyll.add_post(f"第{n}篇 关于碳市场和气候投融资的报道", ["正文。"])
