@@ -18,10 +18,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from feedbot.classify import classify, compile_topics  # noqa: E402
+from feedbot.classify.scoring import classify, compile_topics  # noqa: E402
 from feedbot.model import Entry  # noqa: E402
-from feedbot.rules import load_default_topics  # noqa: E402
-from feedbot.text import normalize  # noqa: E402
+from feedbot.settings.topics import load_default_topics  # noqa: E402
+from feedbot.sources.normalize import normalize  # noqa: E402
 
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus" / "dev.jsonl"
 

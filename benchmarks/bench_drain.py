@@ -21,11 +21,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from feedbot.outbox import Pacing  # noqa: E402
+from feedbot.outbox.drain import Pacing  # noqa: E402
 from feedbot.publish.telegram import TelegramPublisher  # noqa: E402
-from feedbot.store import Store  # noqa: E402
-from tests.botapi_double import BotApiDouble, Limits  # noqa: E402
-from tests.test_publish_telegram import CHATS, TOPICS, make_article, make_config, save  # noqa: E402
+from feedbot.store.db import Store  # noqa: E402
+from tests.doubles.botapi import BotApiDouble, Limits  # noqa: E402
+from tests.publish.test_telegram import CHATS, TOPICS, make_article, make_config, save  # noqa: E402
 
 
 def theoretical_minimum(per_chat_messages: int, limits: Limits, chats: int) -> float:

@@ -36,12 +36,12 @@ sys.path.insert(0, str(ROOT))
 
 from rss_fixture import FeedServer, rss_feed  # noqa: E402 - benchmarks/ is sys.path[0] when run as a script
 
-from feedbot.classify import classify  # noqa: E402
+from feedbot.classify.scoring import classify  # noqa: E402
 from feedbot.model import Entry  # noqa: E402
-from feedbot.rules import load_default_topics  # noqa: E402
-from feedbot.sample_site import fixture_posts  # noqa: E402
-from feedbot.store import Store  # noqa: E402
-from feedbot.text import normalize  # noqa: E402
+from feedbot.settings.topics import load_default_topics  # noqa: E402
+from feedbot.sources.normalize import normalize  # noqa: E402
+from feedbot.store.db import Store  # noqa: E402
+from tests.doubles.site import fixture_posts  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus" / "dev.jsonl"
 CHATS = {"carbon-market": "@bench_cm", "adaptation-2035": "@bench_ad", "climate-finance": "@bench_cf",
@@ -55,7 +55,7 @@ STARTUP_TARGET_S = 1.5
 
 
 def _serve(conn, ports: int, entries: int) -> None:
-    from tests.botapi_double import BotApiDouble
+    from tests.doubles.botapi import BotApiDouble
 
     server = FeedServer(entries)
 

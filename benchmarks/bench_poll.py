@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import feedparser
 from rss_fixture import FeedServer
 
-from feedbot.config import FetchConfig, SourceConfig
-from feedbot.fetch import Fetcher
 from feedbot.model import SourceState
+from feedbot.settings.config import FetchConfig, SourceConfig
 from feedbot.sources.feed import FeedSource
+from feedbot.sources.http import Fetcher
 from feedbot.sources.jekyll import JekyllSource, parse_category
 
 ENTRIES_PER_FEED = 20
@@ -39,7 +39,7 @@ ENTRIES_PER_FEED = 20
 def _serve(conn, ports: int, latency: float, category_posts: int) -> None:
     from aiohttp import web
 
-    from feedbot.sample_site import SampleSite
+    from tests.doubles.site import SampleSite
 
     server = FeedServer(ENTRIES_PER_FEED, latency)
 

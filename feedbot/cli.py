@@ -28,7 +28,7 @@ class CliState:
     def config(self):
         """Load and validate the configuration once, or exit 2 with the error."""
         if self._config is None:
-            from feedbot.config import find_config, load_config
+            from feedbot.settings.config import find_config, load_config
 
             try:
                 self._config = load_config(find_config(self.config_option, self.env), self.env)
@@ -99,7 +99,7 @@ def _toml_like(data: dict[str, Any], prefix: str = "") -> str:
 @click.pass_obj
 def status(state: CliState, as_json: bool) -> None:
     """Show sources (last result, next check), articles per topic and the outbox."""
-    from feedbot.status import collect_status, render_status
+    from feedbot.ops.status import collect_status, render_status
 
     config = state.config()
     if not config.db_path.exists():
@@ -112,7 +112,7 @@ def status(state: CliState, as_json: bool) -> None:
 
 
 def _start_logging(state: CliState, config) -> None:
-    from feedbot.logs import setup_logging
+    from feedbot.ops.logs import setup_logging
 
     token = config.telegram.token.reveal() if config.telegram.token else ""
     setup_logging(state.log_level, env=state.env, secrets=[token])
@@ -160,7 +160,7 @@ def demo(state: CliState, state_dir: str, port: int, duration: float | None) -> 
     from pathlib import Path
 
     from feedbot.demo import run_demo
-    from feedbot.logs import setup_logging
+    from feedbot.ops.logs import setup_logging
 
     setup_logging(state.log_level, env=state.env)
     sys.exit(_run_async(run_demo(Path(state_dir).resolve(), port, state.env, duration)))
@@ -176,7 +176,7 @@ def backfill(state: CliState, source_id: str, since: str) -> None:
     from datetime import date
 
     from feedbot.pipeline import backfill as run_backfill
-    from feedbot.store import Store
+    from feedbot.store.db import Store
 
     config = state.config()
     source_config = next((s for s in config.sources if s.id == source_id), None)
@@ -223,7 +223,7 @@ def reclassify(state: CliState) -> None:
     """Classify every stored article again with the current rules and rebuild the feeds (no chat messages)."""
     from feedbot.pipeline import reclassify_stored
     from feedbot.publish.feeds import rebuild_all
-    from feedbot.store import Store
+    from feedbot.store.db import Store
 
     config = state.config()
     if not config.db_path.exists():
@@ -246,10 +246,10 @@ def reclassify(state: CliState) -> None:
 @click.pass_obj
 def classify(state: CliState, file: str | None) -> None:
     """Classify JSON-lines articles from FILE or stdin; one JSON line out per article."""
-    from feedbot.classify import classify as classify_article
-    from feedbot.evaluate import classification_record, read_articles
-    from feedbot.rules import load_default_topics
-    from feedbot.text import normalize
+    from feedbot.classify.evaluate import classification_record, read_articles
+    from feedbot.classify.scoring import classify as classify_article
+    from feedbot.settings.topics import load_default_topics
+    from feedbot.sources.normalize import normalize
 
     topics = state.config().topics if state.config_option else load_default_topics()
     name = file if file and file != "-" else "<stdin>"
@@ -271,9 +271,9 @@ def classify(state: CliState, file: str | None) -> None:
 @click.pass_obj
 def evaluate(state: CliState, corpus: str, as_json: bool) -> None:
     """Precision, recall and F1 per topic on a labelled corpus, with the confusion."""
-    from feedbot.evaluate import evaluate as run_eval
-    from feedbot.evaluate import format_report, load_corpus, report_dict
-    from feedbot.rules import load_default_topics
+    from feedbot.classify.evaluate import evaluate as run_eval
+    from feedbot.classify.evaluate import format_report, load_corpus, report_dict
+    from feedbot.settings.topics import load_default_topics
 
     topics = state.config().topics if state.config_option else load_default_topics()
     try:
@@ -293,10 +293,10 @@ def evaluate(state: CliState, corpus: str, as_json: bool) -> None:
 @click.pass_obj
 def explain(state: CliState, target: str, article_id: str | None, as_json: bool) -> None:
     """Show each topic's score, evidence and excerpt for one article (URL or file)."""
-    from feedbot.classify import explain as explain_article
-    from feedbot.evaluate import entry_from_file, entry_from_url, explanation_dict, format_explanation
-    from feedbot.rules import load_default_topics
-    from feedbot.text import normalize
+    from feedbot.classify.evaluate import entry_from_file, entry_from_url, explanation_dict, format_explanation
+    from feedbot.classify.scoring import explain as explain_article
+    from feedbot.settings.topics import load_default_topics
+    from feedbot.sources.normalize import normalize
 
     topics = state.config().topics if state.config_option else load_default_topics()
     try:

@@ -15,16 +15,16 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from feedbot.config import Config, SourceConfig
 from feedbot.errors import PublishError, StateError
-from feedbot.fetch import Fetcher
-from feedbot.metrics import Metrics
-from feedbot.notify import Notifier
-from feedbot.outbox import CONSOLE, PublisherUnauthorized, targets_for
+from feedbot.ops.metrics import Metrics
+from feedbot.ops.notify import Notifier
+from feedbot.outbox.drain import CONSOLE, PublisherUnauthorized, targets_for
 from feedbot.pipeline import PollReport, poll_source, record_failure
 from feedbot.publish import feeds
+from feedbot.settings.config import Config, SourceConfig
 from feedbot.sources import make_source
-from feedbot.store import Store, utcnow
+from feedbot.sources.http import Fetcher
+from feedbot.store.db import Store, utcnow
 
 log = logging.getLogger("feedbot")
 
@@ -92,7 +92,7 @@ class Daemon:
         self.metrics = Metrics(self.store)
         self.publisher = self._build_publisher()
         if web and self.config.web.enabled:
-            from feedbot.web import create_app, start_web
+            from feedbot.web.server import create_app, start_web
 
             app = create_app(self.config, self.store, metrics=lambda: self.metrics.render().decode(),
                              health=self.health)

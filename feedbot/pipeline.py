@@ -9,17 +9,17 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
-from feedbot.classify import classify
-from feedbot.config import Config, SourceConfig
+from feedbot.classify.scoring import classify
 from feedbot.errors import FeedbotError, FetchError, StateError
-from feedbot.fetch import Fetcher
 from feedbot.model import Entry
-from feedbot.rules import TopicRules
+from feedbot.settings.config import Config, SourceConfig
+from feedbot.settings.topics import TopicRules
 from feedbot.sources import Source
+from feedbot.sources.http import Fetcher
 from feedbot.sources.jekyll import BackfillReport, JekyllSource, PostLink
+from feedbot.sources.normalize import normalize
 from feedbot.sources.schedule import next_check_failed, next_check_ok
-from feedbot.store import Store, utcnow
-from feedbot.text import normalize
+from feedbot.store.db import Store, utcnow
 
 log = logging.getLogger("feedbot.poll")
 

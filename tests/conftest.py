@@ -56,7 +56,7 @@ def clean_env(tmp_path: Path) -> dict[str, str]:
 @pytest.fixture
 async def site():
     """The loopback copy of the Jekyll news site, with the fixture posts."""
-    from feedbot.sample_site import SampleSite
+    from tests.doubles.site import SampleSite
 
     async with SampleSite() as running:
         yield running

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import feedparser
 
-from feedbot.sample_site import SamplePost, SampleSite, fixture_posts
-from feedbot.store import Store
-from tests.botapi_double import BotApiDouble
+from feedbot.store.db import Store
+from tests.doubles.botapi import BotApiDouble
+from tests.doubles.site import SamplePost, SampleSite, fixture_posts
 
 CHATS = {"carbon-market": "@drill_cm", "adaptation-2035": "@drill_ad", "climate-finance": "@drill_cf",
          "carbon-manager": "@drill_mgr"}
@@ -336,7 +336,7 @@ async def signal_drill(workdir: Path, *, signum: int, stops: int, articles: int,
 async def bot_api_fault_drill(workdir: Path, *, articles: int, fail_rate: float = 0.1, per_chat: int = 4,
                               window: float = 6.0, timeout: float = 240.0) -> tuple[Outcome, dict]:
     """The Bot API double answers 502 to `fail_rate` of sends and allows fewer messages per chat than Telegram."""
-    from tests.botapi_double import Limits
+    from tests.doubles.botapi import Limits
 
     began = time.monotonic()
     limits = Limits(per_chat=per_chat, per_chat_window=window, integer_retry_after=False)
@@ -513,8 +513,8 @@ def source_errors(state_dir: Path) -> dict[str, tuple[int, str | None]]:
 
 async def source_faults_in_process(workdir: Path, kinds: tuple[str, ...], *, polls: int = 3) -> list[dict]:
     """Each fault on both index pages for `polls` polls, a post added meanwhile, then healed: one poll stores it."""
-    from feedbot.config import load_config
     from feedbot.daemon import Daemon
+    from feedbot.settings.config import load_config
 
     rows = []
     async with SampleSite(posts=[]) as site:

@@ -7,11 +7,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from feedbot.config import Config, parse_config
 from feedbot.model import Article, Classification, Entry, TopicMatch
-from feedbot.store import Store
-from feedbot.text import content_hash, normalize
-from feedbot.web import WebServer, create_app, start_web
+from feedbot.settings.config import Config, parse_config
+from feedbot.sources.normalize import content_hash, normalize
+from feedbot.store.db import Store
+from feedbot.web.server import WebServer, create_app, start_web
 
 TOPICS = ("carbon-market", "adaptation-2035", "climate-finance", "carbon-manager")
 HOSTILE_TITLE = '<script>alert("t")</script>碳市场<img src=x onerror=alert(1)>扩容'

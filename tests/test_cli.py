@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from feedbot import __version__
 from feedbot.cli import cli
 from feedbot.model import Classification, TopicMatch
-from feedbot.store import Store
-from tests.test_store import make_article
+from feedbot.store.db import Store
+from tests.store.test_store import make_article
 
 TOKEN = "123456789:AAH-realLookingTokenValue_abcdefghijkl"
 
@@ -73,7 +73,7 @@ def test_status_table_and_json(write_config, tmp_path):
 def test_status_times_read_relative_to_now():
     from datetime import datetime
 
-    from feedbot.status import SHANGHAI, relative
+    from feedbot.ops.status import SHANGHAI, relative
 
     now = datetime(2026, 11, 24, 10, 0, 0, tzinfo=SHANGHAI)
     assert relative("2026-11-24T09:57:00+08:00", now) == "09:57:00 (3m ago)"

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from feedbot.cli import cli
-from tests.test_evaluate import CORPUS
+from tests.classify.test_evaluate import CORPUS
 
 MARKET = {
     "id": "m1", "title": "全国碳市场扩容 钢铁水泥铝冶炼纳入", "url": "https://example.org/m1",

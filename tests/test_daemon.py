@@ -14,8 +14,8 @@ import feedparser
 import httpx
 import pytest
 
-from feedbot.sample_site import SampleSite
-from tests.botapi_double import BotApiDouble
+from tests.doubles.botapi import BotApiDouble
+from tests.doubles.site import SampleSite
 
 CHATS = {"carbon-market": "@cm_chan", "adaptation-2035": "@ad_chan", "climate-finance": "@cf_chan",
          "carbon-manager": "@mgr_chan"}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import httpx
 
-from feedbot.config import parse_config
 from feedbot.daemon import FAILED_POLLS_UNHEALTHY, Daemon
-from feedbot.sample_site import SampleSite
+from feedbot.settings.config import parse_config
+from tests.doubles.site import SampleSite
 
 
 def config_for(site: SampleSite, tmp_path, **fetch):

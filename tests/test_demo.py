@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from feedbot.sample_site import SampleSite
+from tests.doubles.site import SampleSite
 
 
 def test_demo_routes_the_sample_articles_to_channels_and_serves_the_index(tmp_path):

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from feedbot.config import load_config
+from feedbot.settings.config import load_config
 from tests.conftest import require_program
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"

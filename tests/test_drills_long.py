@@ -12,7 +12,7 @@ import signal
 
 import pytest
 
-from feedbot.sample_site import FAULT_KINDS
+from tests.doubles.site import FAULT_KINDS
 from tests.drill_harness import (
     bot_api_fault_drill,
     disk_full_drill,

@@ -10,12 +10,12 @@ import feedparser
 from click.testing import CliRunner
 
 from feedbot.cli import cli
-from feedbot.config import SourceConfig, parse_config
-from feedbot.fetch import Fetcher
 from feedbot.pipeline import poll_source
-from feedbot.sample_site import SampleSite
+from feedbot.settings.config import SourceConfig, parse_config
 from feedbot.sources import make_source
-from feedbot.store import Store, utcnow
+from feedbot.sources.http import Fetcher
+from feedbot.store.db import Store, utcnow
+from tests.doubles.site import SampleSite
 
 MARKET_POST = ["全国碳市场第二个履约周期配额分配方案印发，重点排放单位须按时完成配额清缴。",
                "生态环境部表示，将加强碳排放数据质量监管，严厉打击数据造假，保障碳市场平稳运行。"]

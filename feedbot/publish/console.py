@@ -6,11 +6,11 @@ import asyncio
 import sys
 from typing import TextIO
 
-from feedbot.config import Config
 from feedbot.model import StoredArticle
-from feedbot.outbox import CONSOLE, DrainStats, Outbox, Pacing, Sent, target_address
+from feedbot.outbox.drain import CONSOLE, DrainStats, Outbox, Pacing, Sent, target_address
 from feedbot.publish.format import format_article
-from feedbot.store import Store
+from feedbot.settings.config import Config
+from feedbot.store.db import Store
 
 RULE = "─" * 40
 

@@ -21,7 +21,7 @@ from feedgen.feed import FeedGenerator
 from feedbot import PROJECT_URL, __version__
 from feedbot.errors import ConfigError, PublishError
 from feedbot.model import StoredArticle
-from feedbot.text import sanitize_html
+from feedbot.sources.normalize import sanitize_html
 
 # Asia/Shanghai has kept +08:00 without DST since 1991; a fixed offset needs no tzdata on the host.
 SHANGHAI = timezone(timedelta(hours=8), "CST")
@@ -40,7 +40,7 @@ _SPACE = re.compile(r"\s+")
 
 
 class TopicLike(Protocol):
-    """What a feed needs of a topic (feedbot.rules.TopicRules has it)."""
+    """What a feed needs of a topic (feedbot.settings.topics.TopicRules has it)."""
 
     id: str
     name: str
@@ -343,7 +343,7 @@ def stylesheet() -> bytes:
 
 
 class ArticleSource(Protocol):
-    """The part of feedbot.store.Store a rebuild reads."""
+    """The part of feedbot.store.db.Store a rebuild reads."""
 
     def articles(self, topic: str | None = None, limit: int = 50) -> list[StoredArticle]: ...
 

@@ -25,10 +25,9 @@ from telegram.error import (
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
-from feedbot.config import Config
-from feedbot.logs import redact
 from feedbot.model import StoredArticle
-from feedbot.outbox import (
+from feedbot.ops.logs import redact
+from feedbot.outbox.drain import (
     TELEGRAM,
     DeliveryRejected,
     DrainStats,
@@ -42,7 +41,8 @@ from feedbot.outbox import (
     target_address,
 )
 from feedbot.publish.format import SHANGHAI, TELEGRAM_LIMIT, Message, format_article
-from feedbot.store import Store
+from feedbot.settings.config import Config
+from feedbot.store.db import Store
 
 log = logging.getLogger(__name__)
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from feedbot.config import SourceConfig
-from feedbot.fetch import Fetcher
+from feedbot.settings.config import SourceConfig
 from feedbot.sources.base import PageRecord, PageValidators, PollResult, Source
 from feedbot.sources.feed import FeedSource
+from feedbot.sources.http import Fetcher
 from feedbot.sources.jekyll import JekyllSource
 
 __all__ = ["FeedSource", "JekyllSource", "PageRecord", "PageValidators", "PollResult", "Source", "make_source"]

@@ -13,11 +13,11 @@ from typing import Any
 
 import feedparser
 
-from feedbot.config import SourceConfig
 from feedbot.errors import ParseError
-from feedbot.fetch import Fetcher
 from feedbot.model import Entry, SourceState
+from feedbot.settings.config import SourceConfig
 from feedbot.sources.base import PageValidators, PollResult
+from feedbot.sources.http import Fetcher
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,11 @@ from urllib.parse import urljoin, urlsplit
 import lxml.html
 from lxml import etree
 
-from feedbot.config import SourceConfig
 from feedbot.errors import FetchError, ParseError
-from feedbot.fetch import Fetcher, FetchResult
 from feedbot.model import Entry, SourceState
+from feedbot.settings.config import SourceConfig
 from feedbot.sources.base import PageRecord, PageValidators, PollResult, body_digest
+from feedbot.sources.http import Fetcher, FetchResult
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,104 @@
+"""`feedbot status`: what the state database says, as data and as a readable table."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from feedbot.settings.config import Config
+from feedbot.store.db import Store
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def _when(moment: datetime | None) -> str | None:
+    return moment.astimezone(SHANGHAI).isoformat(timespec="seconds") if moment else None
+
+
+def collect_status(config: Config) -> dict[str, Any]:
+    """Sources, article counts per topic and delivery counts per target, from the database."""
+    store = Store(config.db_path, migrate=False)
+    try:
+        sources = [
+            {
+                "id": s.id, "kind": s.kind, "url": s.url,
+                "last_checked_at": _when(s.last_checked_at), "last_ok_at": _when(s.last_ok_at),
+                "next_check_at": _when(s.next_check_at), "failures": s.failures, "last_error": s.last_error,
+                "result": "never polled" if s.last_checked_at is None else ("ok" if s.failures == 0 else "failing"),
+            }
+            for s in store.source_states()
+        ]
+        counts = store.article_counts()
+        deliveries: dict[str, dict[str, Any]] = {}
+        for row in store.delivery_counts():
+            entry = deliveries.setdefault(row["target"], {"topic": row["topic"], "by_status": {}})
+            entry["by_status"][row["status"]] = entry["by_status"].get(row["status"], 0) + row["n"]
+        targets = store.target_states()
+    finally:
+        store.close()
+    topics = [
+        {"id": tid, "name": t.name, "articles": counts.get(tid, 0), "telegram_chat": config.chats.get(tid)}
+        for tid, t in config.topics.items()
+    ]
+    for target, info in deliveries.items():
+        info.update(targets.get(target, {}))
+    return {
+        "database": str(config.db_path),
+        "sources": sources,
+        "articles": {"total": counts.get("all", 0), "unrouted": counts.get("unrouted", 0)},
+        "topics": topics,
+        "deliveries": deliveries,
+    }
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    cells = [[("" if v is None else str(v)) for v in row] for row in rows]
+    widths = [max([_width(h)] + [_width(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    lines = ["  ".join(_pad(h, w) for h, w in zip(headers, widths, strict=True))]
+    lines += ["  ".join(_pad(c, w) for c, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _width(text: str) -> int:
+    # CJK characters take two terminal columns.
+    return sum(2 if ord(ch) > 0x2E80 else 1 for ch in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - _width(text))
+
+
+def relative(moment: str | None, now: datetime) -> str:
+    """'2026-11-24T10:31:40+08:00' → '10:31:40 (3m ago)' / '11-20 10:31 (in 2h)'; '-' for None."""
+    if not moment:
+        return "-"
+    when = datetime.fromisoformat(moment).astimezone(SHANGHAI)
+    seconds = (when - now).total_seconds()
+    span = abs(seconds)
+    amount = (f"{span:.0f}s" if span < 60 else f"{span / 60:.0f}m" if span < 3600
+              else f"{span / 3600:.0f}h" if span < 86400 else f"{span / 86400:.0f}d")
+    shown = when.strftime("%H:%M:%S") if span < 86400 else when.strftime("%m-%d %H:%M")
+    return f"{shown} ({'in ' + amount if seconds > 0 else amount + ' ago'})"
+
+
+def render_status(report: dict[str, Any], now: datetime | None = None) -> str:
+    """The status report as aligned plain-text tables (times in Asia/Shanghai)."""
+    now = now or datetime.now(SHANGHAI)
+    parts = [f"database: {report['database']}", "", "SOURCES"]
+    parts.append(_table(
+        ["id", "kind", "result", "last ok", "next check", "failures", "last error"],
+        [[s["id"], s["kind"], s["result"], relative(s["last_ok_at"], now), relative(s["next_check_at"], now),
+          s["failures"], s["last_error"] or ""] for s in report["sources"]]))
+    a = report["articles"]
+    parts += ["", f"ARTICLES  total {a['total']}, in no channel {a['unrouted']}"]
+    parts.append(_table(["topic", "name", "articles", "telegram"],
+                        [[t["id"], t["name"], t["articles"], t["telegram_chat"] or "-"] for t in report["topics"]]))
+    parts += ["", "DELIVERIES"]
+    statuses = ["pending", "sending", "sent", "failed", "dropped"]
+    rows = []
+    for target, info in report["deliveries"].items():
+        rows.append([target, info["topic"], *[info["by_status"].get(s, 0) for s in statuses],
+                     info.get("state", "")])
+    parts.append(_table(["target", "topic", *statuses, "state"], rows) if rows else "(none yet)")
+    return "\n".join(parts)

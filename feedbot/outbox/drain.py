@@ -1,0 +1,486 @@
+"""The outbox drain: oldest first per chat, paced under flood limits, restart-safe, with a backlog guard.
+
+Publisher-agnostic: a Sender (publish/telegram.py, publish/console.py) turns one delivery into one
+message and raises the errors below; this module decides when to send, what to retry, and what the
+store records.
+
+Backlog guard (decided here, documented in the report): at the start of every drain, for each target
+about to be worked on, when it has more than ``max_backlog`` pending deliveries AND either
+  * it never had a delivery sent (first run, or a chat newly configured), or
+  * it was last known healthy more than ``outage_after`` ago (process down, 401, 403, a Telegram
+    outage — "healthy" means a drain finished its lane without a block or a transient failure),
+then only the newest ``max_backlog`` pending items stay; the older ones are marked ``dropped`` with the
+reason. A target that has no deliveries at all yet (a chat configured on an existing install) is
+first seeded with the newest ``max_backlog`` stored articles of its topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from feedbot.errors import PublishError
+from feedbot.model import Delivery, StoredArticle
+from feedbot.settings.config import Config
+from feedbot.store.db import Store, utcnow
+
+log = logging.getLogger(__name__)
+
+TELEGRAM = "telegram"
+CONSOLE = "console"
+HEALTHY_META = "outbox.healthy_at:"
+
+
+def targets_for(config: Config) -> dict[str, list[str]]:
+    """topic → targets: ``telegram:<chat>`` with a token, else ``console:<topic>`` for every topic."""
+    if config.telegram.token is not None:
+        return {
+            topic: [f"{TELEGRAM}:{chat}"] for topic, chat in config.chats.items() if topic in config.topics
+        }
+    return {topic: [f"{CONSOLE}:{topic}"] for topic in config.topics}
+
+
+def target_address(target: str) -> tuple[str, str]:
+    """'telegram:@chan' → ('telegram', '@chan')."""
+    kind, _, address = target.partition(":")
+    return kind, address
+
+
+# ---- what a Sender may raise ------------------------------------------------------------------
+
+
+class FloodWait(PublishError):
+    """429: this chat must wait ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: float):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class TransientPublishError(PublishError):
+    """5xx, timeout, network: retry the same message later with backoff."""
+
+
+class TargetBlocked(PublishError):
+    """403 (or chat not found): nothing can go to this target until someone fixes the chat."""
+
+
+class DeliveryRejected(PublishError):
+    """This one message cannot be delivered (a 400 that neither plain text nor shortening fixed)."""
+
+
+class PublisherUnauthorized(PublishError):
+    """401: the credentials were rejected; the publisher must stop."""
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What a Sender reports after a message went out (or an edit landed)."""
+
+    message_id: int | None
+    note: str | None = None  # recorded on the delivery: plain-text fallback, shortened, not modified
+    plain_fallback: bool = False
+    shortened: bool = False
+
+
+class Sender(Protocol):
+    """Turns one delivery into one message; raises the errors above."""
+
+    async def send(self, target: str, article: StoredArticle, topic: str) -> Sent: ...
+
+    async def edit(self, target: str, message_id: int, article: StoredArticle, topic: str) -> Sent: ...
+
+
+# ---- pacing -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """Flood limits and retry timing (Telegram: 20 per minute per group/channel, 30 per second overall)."""
+
+    per_chat: int = 20
+    per_chat_window: float = 60.0
+    min_gap: float = 1.0  # Telegram's advice: about one message per second in one chat
+    overall: int = 30
+    overall_window: float = 1.0
+    margin: float = 0.01  # share of a window added on top, against clock rounding
+    backoff_base: float = 5.0  # 5xx/timeouts: base * 2^(attempts-1), capped, with jitter
+    backoff_cap: float = 900.0
+    blocked_retry: float = 6 * 3600.0  # a 403 target is probed again after this long
+    outage_after: float = 3600.0  # unhealthy longer than this → the backlog guard applies
+    in_flight: int = 1  # requests at once over all chats: a SIGKILL can then duplicate at most this many
+
+    def scaled(self, factor: float) -> Pacing:
+        """The same pacing with every duration multiplied by ``factor`` (for tests and benchmarks)."""
+        return replace(
+            self,
+            per_chat_window=self.per_chat_window * factor,
+            min_gap=self.min_gap * factor,
+            overall_window=self.overall_window * factor,
+            backoff_base=self.backoff_base * factor,
+            backoff_cap=self.backoff_cap * factor,
+            blocked_retry=self.blocked_retry * factor,
+        )
+
+    @classmethod
+    def unlimited(cls) -> Pacing:
+        """No flood limits (the console)."""
+        return cls(
+            per_chat=1_000_000,
+            per_chat_window=1.0,
+            min_gap=0.0,
+            overall=1_000_000,
+            overall_window=1.0,
+            backoff_base=0.5,
+            backoff_cap=5.0,
+        )
+
+
+class _Window:
+    """At most ``limit`` events in any ``window`` seconds (a sliding log, like the server's)."""
+
+    def __init__(self, limit: int, window: float, margin: float):
+        self.limit, self.window, self.margin = limit, window, margin
+        self.log: deque[float] = deque()
+
+    def next_free(self, now: float) -> float:
+        while self.log and self.log[0] <= now - self.window * (1 + self.margin):
+            self.log.popleft()
+        if len(self.log) < self.limit:
+            return now
+        return self.log[-self.limit] + self.window * (1 + self.margin)
+
+    def record(self, at: float) -> None:
+        self.log.append(at)
+
+
+@dataclass
+class _Lane:
+    """One chat's pacing memory, kept across drains."""
+
+    window: _Window
+    last_start: float = float("-inf")
+    blocked_until: float = 0.0
+
+
+@dataclass
+class DrainStats:
+    """What one drain did."""
+
+    sent: int = 0
+    edited: int = 0
+    failed: int = 0
+    dropped: int = 0
+    seeded: int = 0
+    requeued: int = 0  # 'sending' rows found on start (a previous process died mid-send)
+    rate_limited: int = 0  # 429s received
+    retried: int = 0  # 5xx / timeouts / network errors
+    plain_fallbacks: int = 0
+    shortened: int = 0
+    blocked: list[str] = field(default_factory=list)
+    stopped: bool = False  # returned because the stop event was set
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Job:
+    kind: str  # "send" | "edit"
+    delivery: Delivery
+
+
+class Outbox:
+    """Drains the deliveries of a set of targets through one Sender."""
+
+    def __init__(
+        self,
+        store: Store,
+        sender: Sender,
+        targets: Mapping[str, list[str]],
+        *,
+        max_backlog: int = 5,
+        edit_window: float = 48 * 3600.0,
+        pacing: Pacing | None = None,
+        name: str = "outbox",
+    ):
+        self.store = store
+        self.sender = sender
+        self.topic_of = {t: topic for topic, ts in targets.items() for t in ts}
+        self.max_backlog = max_backlog
+        self.edit_window = edit_window
+        self.pacing = pacing or Pacing()
+        self.name = name
+        self._lanes: dict[str, _Lane] = {}
+        self._overall = _Window(self.pacing.overall, self.pacing.overall_window, self.pacing.margin)
+        self._recovered = False
+        self._rng = random.Random()
+        self._in_flight = asyncio.Semaphore(self.pacing.in_flight)
+
+    @classmethod
+    def for_kind(cls, config: Config, store: Store, sender: Sender, kind: str, *,
+                 pacing: Pacing | None = None) -> Outbox:
+        """The outbox of one publisher kind: the configured targets of that kind, the [telegram] guard settings."""
+        targets = {topic: [t for t in ts if t.startswith(kind + ":")] for topic, ts in targets_for(config).items()}
+        return cls(store, sender, {topic: ts for topic, ts in targets.items() if ts},
+                   max_backlog=config.telegram.max_backlog, edit_window=config.telegram.edit_window,
+                   pacing=pacing, name=kind)
+
+    @property
+    def targets(self) -> list[str]:
+        """Every target this outbox drains."""
+        return list(self.topic_of)
+
+    # ---- start-up -------------------------------------------------------------------------------
+
+    def recover(self) -> int:
+        """Re-queue rows a killed process left 'sending' (they may go out twice; SIGTERM never leaves any)."""
+        count = self.store.requeue_sending(self.targets)
+        if count:
+            log.warning(
+                "%s: %d message(s) were in flight when the last process died; sending them again "
+                "(at most one duplicate each)",
+                self.name,
+                count,
+            )
+        self._recovered = True
+        return count
+
+    def guard_backlog(self, target: str, stats: DrainStats, now: datetime | None = None) -> None:
+        """Seed a brand-new target, then keep only the newest ``max_backlog`` pending items if it applies."""
+        now = now or utcnow()
+        topic = self.topic_of[target]
+        if self.store.target_state(target) is None and self.store.delivery_total(target) == 0:
+            for article in reversed(self.store.articles(topic, limit=self.max_backlog)):
+                stats.seeded += self.store.enqueue(article.id, topic, target, now)
+        pending = self.store.deliveries(target=target, statuses=("pending",))
+        reason = None
+        if len(pending) > self.max_backlog:
+            if self.store.sent_count(target) == 0:
+                reason = f"backlog: older than the newest {self.max_backlog} on first start of {target}"
+            else:
+                healthy = self.store.get_meta(HEALTHY_META + target)
+                if (
+                    healthy
+                    and (now - datetime.fromisoformat(healthy)).total_seconds() > self.pacing.outage_after
+                ):
+                    hours = (now - datetime.fromisoformat(healthy)).total_seconds() / 3600
+                    reason = (f"backlog: older than the newest {self.max_backlog} "
+                              f"after {hours:.1f} h without sending")
+        if reason:
+            old = pending[: len(pending) - self.max_backlog]
+            self.store.mark_dropped([d.id for d in old], reason=reason)
+            stats.dropped += len(old)
+            log.info(
+                "%s: %s: dropped %d old message(s) (%s); they stay in the feeds",
+                self.name,
+                target,
+                len(old),
+                reason,
+            )
+        if self.store.target_state(target) is None:
+            self.store.set_target_state(target, "ok", now=now)
+
+    # ---- the drain ------------------------------------------------------------------------------
+
+    async def drain(
+        self, stop: asyncio.Event | None = None, budget_seconds: float | None = None
+    ) -> DrainStats:
+        """Send what is pending (and edit what changed) until done, ``stop`` is set, or the budget is spent.
+
+        A message in flight always completes and is recorded, so setting ``stop`` never leaves a
+        duplicate behind. Raises PublisherUnauthorized when the credentials are rejected.
+        """
+        stop = stop or asyncio.Event()
+        started = time.monotonic()
+        deadline = started + budget_seconds if budget_seconds is not None else None
+        stats = DrainStats()
+        if not self._recovered:
+            stats.requeued = self.recover()
+        now = utcnow()
+        lanes: list[asyncio.Task[None]] = []
+        for target in self.targets:
+            state = self.store.target_state(target)
+            if state and state["status"] == "blocked" and state["retry_at"] and state["retry_at"] > now:
+                stats.blocked.append(target)
+                continue
+            self.guard_backlog(target, stats, now)
+            jobs = [_Job("send", d) for d in self.store.deliveries(target=target, statuses=("pending",))]
+            jobs += [
+                _Job("edit", d)
+                for d in self.store.edits_due([target], now - timedelta(seconds=self.edit_window))
+            ]
+            if not jobs:
+                self.store.set_meta(HEALTHY_META + target, now.isoformat())
+                continue
+            lanes.append(
+                asyncio.create_task(
+                    self._lane(target, jobs, stop, deadline, stats), name=f"{self.name}:{target}"
+                )
+            )
+        try:
+            if lanes:
+                await asyncio.gather(*lanes)
+        except PublisherUnauthorized:
+            for task in lanes:
+                task.cancel()
+            await asyncio.gather(*lanes, return_exceptions=True)
+            for target in self.targets:
+                self.store.set_target_state(
+                    target,
+                    "unauthorized",
+                    error="401 Unauthorized: the bot token was rejected; fix it and restart",
+                )
+            raise
+        finally:
+            stats.stopped = stop.is_set()
+            stats.seconds = time.monotonic() - started
+        return stats
+
+    def _lane_for(self, target: str) -> _Lane:
+        if target not in self._lanes:
+            p = self.pacing
+            self._lanes[target] = _Lane(_Window(p.per_chat, p.per_chat_window, p.margin))
+        return self._lanes[target]
+
+    async def _wait(self, seconds: float, stop: asyncio.Event, deadline: float | None) -> bool:
+        """Sleep, waking early for stop; False when stopping or past the deadline."""
+        if deadline is not None:
+            seconds = min(seconds, deadline - time.monotonic())
+        if seconds > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), seconds)
+        return not stop.is_set() and (deadline is None or time.monotonic() < deadline)
+
+    async def _lane(
+        self, target: str, jobs: list[_Job], stop: asyncio.Event, deadline: float | None, stats: DrainStats
+    ) -> None:
+        lane = self._lane_for(target)
+        healthy = True
+        for job in jobs:
+            not_before = job.delivery.next_attempt_at
+            while True:
+                if stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
+                    return
+                now = time.monotonic()
+                ready = max(
+                    lane.window.next_free(now),
+                    lane.last_start + self.pacing.min_gap,
+                    lane.blocked_until,
+                    self._overall.next_free(now),
+                )
+                if not_before is not None:
+                    ready = max(ready, now + (not_before - utcnow()).total_seconds())
+                if ready > now:
+                    if not await self._wait(ready - now, stop, deadline):
+                        return
+                    continue
+                async with self._in_flight:
+                    now = time.monotonic()
+                    if max(lane.window.next_free(now), self._overall.next_free(now)) > now:
+                        continue  # another lane took the overall budget while we queued
+                    lane.last_start = now
+                    self._overall.record(now)
+                    # The attempt runs shielded: cancelling the drain never cuts a send between the request
+                    # and the bookkeeping, so the row is either still 'sending' (killed) or recorded.
+                    outcome = await asyncio.shield(self._attempt(target, job, stats))
+                lane.window.record(time.monotonic())  # completion time: the server saw it before this
+                if isinstance(outcome, FloodWait):
+                    lane.blocked_until = time.monotonic() + outcome.retry_after
+                    continue
+                if isinstance(outcome, TransientPublishError):
+                    healthy = False
+                    if job.kind == "edit":
+                        break  # edits are retried by the next drain
+                    job = _Job(job.kind, self.store.delivery(job.delivery.id) or job.delivery)
+                    not_before = job.delivery.next_attempt_at
+                    continue
+                if isinstance(outcome, TargetBlocked):
+                    stats.blocked.append(target)
+                    return
+                break
+        if healthy:
+            self.store.set_meta(HEALTHY_META + target, utcnow().isoformat())
+
+    def _retry_at(self, attempts: int) -> datetime:
+        p = self.pacing
+        delay = min(p.backoff_cap, p.backoff_base * 2 ** max(attempts - 1, 0))
+        return utcnow() + timedelta(seconds=delay * self._rng.uniform(0.8, 1.2))
+
+    async def _attempt(self, target: str, job: _Job, stats: DrainStats) -> PublishError | Sent:
+        """One request and its bookkeeping; returns the outcome instead of raising (except 401)."""
+        delivery = job.delivery
+        article = self.store.article(delivery.article_id)
+        if article is None:  # cannot happen with foreign keys on; don't loop on it
+            self.store.mark_failed(delivery.id, error="article vanished")
+            return DeliveryRejected("article vanished")
+        if job.kind == "send":
+            self.store.mark_sending(delivery.id)
+        try:
+            if job.kind == "send":
+                sent = await self.sender.send(target, article, delivery.topic)
+            else:
+                sent = await self.sender.edit(target, delivery.message_id or 0, article, delivery.topic)
+        except FloodWait as exc:
+            stats.rate_limited += 1
+            log.info(
+                "%s: %s: flood control, waiting %.1f s for this chat", self.name, target, exc.retry_after
+            )
+            if job.kind == "send":
+                self.store.mark_retry(delivery.id, error=str(exc), next_attempt_at=utcnow())
+            return exc
+        except TransientPublishError as exc:
+            stats.retried += 1
+            log.warning("%s: %s: %s; will retry", self.name, target, exc)
+            if job.kind == "send":
+                self.store.mark_retry(
+                    delivery.id, error=str(exc), next_attempt_at=self._retry_at(delivery.attempts)
+                )
+            return exc
+        except TargetBlocked as exc:
+            retry_at = utcnow() + timedelta(seconds=self.pacing.blocked_retry)
+            log.error(
+                "%s: %s: %s; its messages stay pending, next try at %s",
+                self.name,
+                target,
+                exc,
+                retry_at.isoformat(timespec="seconds"),
+            )
+            if job.kind == "send":
+                self.store.mark_retry(delivery.id, error=str(exc), next_attempt_at=utcnow())
+            self.store.set_target_state(target, "blocked", error=str(exc), retry_at=retry_at)
+            return exc
+        except DeliveryRejected as exc:
+            stats.failed += 1
+            log.error("%s: %s: article %d rejected: %s", self.name, target, delivery.article_id, exc)
+            if job.kind == "send":
+                self.store.mark_failed(delivery.id, error=str(exc))
+            else:  # stop trying to edit a message that can't take the new version
+                self.store.mark_edited(
+                    delivery.id, content_hash=article.content_hash, note=f"edit failed: {exc}"
+                )
+            return exc
+        except PublisherUnauthorized:
+            if job.kind == "send":
+                self.store.mark_retry(delivery.id, error="401 Unauthorized", next_attempt_at=utcnow())
+            raise
+        if job.kind == "send":
+            self.store.mark_sent(
+                delivery.id, message_id=sent.message_id, content_hash=article.content_hash, note=sent.note
+            )
+            stats.sent += 1
+        else:
+            self.store.mark_edited(delivery.id, content_hash=article.content_hash, note=sent.note)
+            stats.edited += 1
+        stats.plain_fallbacks += sent.plain_fallback
+        stats.shortened += sent.shortened
+        state = self.store.target_state(target)
+        if state and state["status"] != "ok":
+            self.store.set_target_state(target, "ok")
+        return sent

@@ -1,0 +1,419 @@
+"""The built-in web server: index page, feed files, OPML, health (aiohttp, inside the daemon's event loop)."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from html import escape
+from importlib import resources
+from pathlib import Path
+from string import Template
+from typing import Any
+from xml.sax.saxutils import quoteattr
+
+from aiohttp import web
+
+from feedbot import PROJECT_URL, __version__
+from feedbot.errors import PublishError
+from feedbot.publish import feeds
+from feedbot.publish.feeds import ALL, Channel
+from feedbot.sources.http import parse_http_date
+
+CONTENT_TYPES = {
+    "xml": "application/rss+xml; charset=utf-8",
+    "atom": "application/atom+xml; charset=utf-8",
+    "json": "application/feed+json; charset=utf-8",
+}
+# A browser that opens a feed gets a type it renders as XML, so the xml-stylesheet PI applies (Chromium shows
+# application/rss+xml as plain text); readers keep the registered feed types.
+BROWSER_TYPES = {
+    "xml": "application/xml; charset=utf-8",
+    "atom": "application/xml; charset=utf-8",
+    "json": "application/json; charset=utf-8",
+}
+FEED_MEDIA = ("application/rss+xml", "application/atom+xml", "application/feed+json", "application/json")
+FORMAT_LABELS = {"xml": "RSS", "atom": "Atom", "json": "JSON Feed"}
+ALTERNATE_TYPES = {
+    "xml": "application/rss+xml",
+    "atom": "application/atom+xml",
+    "json": "application/feed+json",
+}
+XSL_TYPE = "text/xsl; charset=utf-8"
+OPML_TYPE = "text/x-opml; charset=utf-8"
+METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CHART_WEEKS = 12
+LATEST_PER_CHANNEL = 5
+FEED_CACHE_CONTROL = "public, max-age=300"
+# The index runs no script and loads nothing from elsewhere; say so to the browser.
+INDEX_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'none'"
+)
+
+# The stylesheet ships with the code: it changes only when the process does.
+_STARTED = datetime.now(UTC).replace(microsecond=0)
+
+Health = Callable[[], tuple[bool, Mapping[str, Any]]]
+Metrics = Callable[[], str]
+
+
+@dataclass
+class _Cached:
+    stamp: tuple[int, int, int]  # (inode, size, mtime_ns): the file was replaced when this changes
+    body: bytes
+    gzipped: bytes
+    etag: str
+    last_modified: datetime
+
+
+class FeedFiles:
+    """Serves the written feed files from one directory; only names on the whitelist are ever opened."""
+
+    def __init__(self, feeds_dir: Path, topic_ids: list[str]):
+        self.feeds_dir = Path(feeds_dir)
+        self.allowed = feeds.feed_files(topic_ids)
+        self._cache: dict[str, _Cached] = {}
+
+    def get(self, name: str) -> _Cached | None:
+        """The current bytes and validators of a whitelisted file, or None (unknown name, not written yet)."""
+        if name not in self.allowed:
+            return None
+        path = self.feeds_dir / name  # name is a whitelist key, never raw user input
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return None
+        stamp = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        cached = self._cache.get(name)
+        if cached is None or cached.stamp != stamp:
+            body = path.read_bytes()
+            cached = _Cached(
+                stamp=stamp,
+                body=body,
+                gzipped=gzip.compress(body, mtime=0),
+                etag=hashlib.sha256(body).hexdigest()[:32],
+                last_modified=datetime.fromtimestamp(stat.st_mtime, UTC).replace(microsecond=0),
+            )
+            self._cache[name] = cached
+        return cached
+
+
+@dataclass
+class WebServer:
+    """A started server: where it listens and how to stop it."""
+
+    runner: web.AppRunner
+    site: web.TCPSite
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        """The root URL it answers on."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def close(self) -> None:
+        """Stop listening and finish open requests."""
+        await self.runner.cleanup()
+
+
+_CONFIG = web.AppKey("config", object)
+_STORE = web.AppKey("store", object)
+_FILES = web.AppKey("files", FeedFiles)
+_HEALTH = web.AppKey("health", object)
+_METRICS = web.AppKey("metrics", object)
+
+
+def create_app(
+    config: Any, store: Any, *, metrics: Metrics | None = None, health: Health | None = None
+) -> web.Application:
+    """The app: /, /feeds/<topic>.(xml|atom|json), /feeds/feed.xsl, /opml, /healthz, /metrics if hooked."""
+    app = web.Application(middlewares=[_headers])
+    app[_CONFIG] = config
+    app[_STORE] = store
+    app[_FILES] = FeedFiles(config.feeds_dir, [c.id for c in feeds.channels(config.topics, config.chats)])
+    app[_HEALTH] = health
+    app[_METRICS] = metrics
+    # add_get also answers HEAD (same headers, no body).
+    app.router.add_get("/", _index)
+    app.router.add_get("/feeds/feed.xsl", _stylesheet)
+    app.router.add_get("/feeds/{name}", _feed)
+    app.router.add_get("/opml", _opml)
+    app.router.add_get("/healthz", _healthz)
+    if metrics is not None:
+        app.router.add_get("/metrics", _metrics)
+    return app
+
+
+async def start_web(app: web.Application, host: str = "127.0.0.1", port: int = 8080) -> WebServer:
+    """Bind and serve ``app`` in the running event loop (port 0 picks a free port)."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise PublishError(f"web.listen: cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    bound = runner.addresses[0] if runner.addresses else (host, port)
+    return WebServer(runner=runner, site=site, host=host, port=int(bound[1]))
+
+
+@web.middleware
+async def _headers(request: web.Request, handler: Callable) -> web.StreamResponse:
+    response = await handler(request)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    return response
+
+
+# ---- feeds -------------------------------------------------------------------------------------
+
+
+async def _feed(request: web.Request) -> web.StreamResponse:
+    name = request.match_info["name"]
+    cached = request.app[_FILES].get(name)
+    if cached is None:
+        raise web.HTTPNotFound(text="not found\n")
+    ext = request.app[_FILES].allowed[name][1]
+    if _is_browser(request):
+        return _conditional(request, cached, BROWSER_TYPES[ext], variant="b")
+    return _conditional(request, cached, CONTENT_TYPES[ext])
+
+
+def _is_browser(request: web.Request) -> bool:
+    """A page navigation: text/html at full weight and no feed type named (SimplePie names both)."""
+    accept = request.headers.get("Accept", "").lower()
+    if any(media in accept for media in FEED_MEDIA):
+        return False
+    for part in accept.split(","):
+        media, _, params = part.strip().partition(";")
+        if media.strip() == "text/html":
+            return "q=" not in params.replace(" ", "") or params.replace(" ", "").endswith("q=1")
+    return False
+
+
+def _accepts_gzip(request: web.Request) -> bool:
+    for part in request.headers.get("Accept-Encoding", "").split(","):
+        coding, _, params = part.strip().partition(";")
+        if coding.strip().lower() in ("gzip", "x-gzip", "*"):
+            q = params.strip().lower()
+            if q.startswith("q="):
+                try:
+                    return float(q[2:]) > 0
+                except ValueError:
+                    return False
+            return True
+    return False
+
+
+def _conditional(request: web.Request, cached: _Cached, content_type: str, variant: str = "") -> web.Response:
+    use_gzip = _accepts_gzip(request)
+    # A strong ETag names one exact representation: the gzip and browser variants get their own.
+    suffix = "-".join(filter(None, (variant, "gz" if use_gzip else "")))
+    etag = f'"{cached.etag}-{suffix}"' if suffix else f'"{cached.etag}"'
+    headers = {
+        "ETag": etag,
+        "Last-Modified": format_datetime(cached.last_modified, usegmt=True),
+        "Cache-Control": FEED_CACHE_CONTROL,
+        "Vary": "Accept, Accept-Encoding",
+    }
+    if _not_modified(request, etag, cached.last_modified):
+        return web.Response(status=304, headers=headers)
+    body = cached.gzipped if use_gzip else cached.body
+    if use_gzip:
+        headers["Content-Encoding"] = "gzip"
+    headers["Content-Type"] = content_type
+    return web.Response(body=body, headers=headers)
+
+
+def _not_modified(request: web.Request, etag: str, last_modified: datetime) -> bool:
+    if_none_match = request.headers.get("If-None-Match")
+    if if_none_match is not None:  # RFC 9110: when present, If-Modified-Since is ignored
+        tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+        return "*" in tags or etag in tags
+    if_modified_since = request.headers.get("If-Modified-Since")
+    if if_modified_since:
+        since = parse_http_date(if_modified_since)
+        return since is not None and last_modified <= since
+    return False
+
+
+async def _stylesheet(request: web.Request) -> web.StreamResponse:
+    body = feeds.stylesheet()
+    cached = _Cached(
+        stamp=(0, 0, 0),
+        body=body,
+        gzipped=gzip.compress(body, mtime=0),
+        etag=hashlib.sha256(body).hexdigest()[:32],
+        last_modified=_STARTED,
+    )
+    return _conditional(request, cached, XSL_TYPE)
+
+
+# ---- OPML, health, metrics -----------------------------------------------------------------------
+
+
+def render_opml(config: Any) -> bytes:
+    """OPML 2.0 listing every channel's Atom and RSS feed, for one-click import into a reader."""
+    base = config.web.base_url.rstrip("/")
+    lines = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<opml version="2.0">',
+        "  <head>",
+        "    <title>feedbot 频道</title>",
+        f"    <ownerId>{escape(base + '/')}</ownerId>",
+        "  </head>",
+        "  <body>",
+    ]
+    for item in feeds.channels(config.topics, config.chats):
+        lines.append(
+            f'    <outline type="rss" version="RSS2" text={quoteattr(item.title)}'
+            f" title={quoteattr(item.title)}"
+            f' description={quoteattr(item.description)} language="zh-CN"'
+            f" xmlUrl={quoteattr(feeds.feed_url(base, item.id, 'xml'))} htmlUrl={quoteattr(base + '/')}/>"
+        )
+    lines += ["  </body>", "</opml>", ""]
+    return "\n".join(lines).encode("utf-8")
+
+
+async def _opml(request: web.Request) -> web.StreamResponse:
+    return web.Response(
+        body=render_opml(request.app[_CONFIG]),
+        headers={"Content-Type": OPML_TYPE, "Content-Disposition": 'inline; filename="feedbot.opml"'},
+    )
+
+
+async def _healthz(request: web.Request) -> web.StreamResponse:
+    check = request.app[_HEALTH]
+    try:
+        healthy, details = check() if check else (True, {})
+    except Exception as exc:  # a broken check is itself a reason to report unhealthy, not to answer 500
+        healthy, details = False, {"error": f"health check failed: {type(exc).__name__}"}
+    body = {"status": "ok" if healthy else "unhealthy", **details}
+    return web.json_response(
+        body,
+        status=200 if healthy else 503,
+        dumps=lambda v: json.dumps(v, default=str),
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def _metrics(request: web.Request) -> web.StreamResponse:
+    return web.Response(
+        body=request.app[_METRICS]().encode("utf-8"),
+        headers={"Content-Type": METRICS_TYPE, "Cache-Control": "no-store"},
+    )
+
+
+# ---- the index page --------------------------------------------------------------------------------
+
+
+def _template() -> Template:
+    text = resources.files("feedbot").joinpath("data", "templates", "index.html").read_text(encoding="utf-8")
+    return Template(text)
+
+
+def chart_svg(counts: list[int], now: datetime, name: str) -> str:
+    """Articles per week as a small bar chart in inline SVG (hover titles, no script)."""
+    width, height, gap = 14, 40, 3
+    peak = max(counts, default=0) or 1
+    total = sum(counts)
+    bars = []
+    for index, count in enumerate(counts):
+        start = (now - timedelta(weeks=len(counts) - index)).astimezone(feeds.SHANGHAI)
+        bar = round(count / peak * (height - 2)) if count else 0
+        x = index * (width + gap)
+        label = f"{start:%m-%d} 起一周：{count} 篇"
+        bars.append(
+            f'<rect x="{x}" y="{height - max(bar, 1)}" width="{width}" height="{max(bar, 1)}" rx="2" '
+            f'fill="{"#2f7d4f" if count else "#d5dbd6"}"><title>{escape(label)}</title></rect>'
+        )
+    total_width = len(counts) * (width + gap) - gap
+    summary = f"{name}：近 {len(counts)} 周共 {total} 篇，单周最多 {max(counts, default=0)} 篇"
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{total_width}" height="{height}" '
+        f'viewBox="0 0 {total_width} {height}" role="img" aria-label="{escape(summary)}">'
+        f"<title>{escape(summary)}</title>{''.join(bars)}</svg>"
+    )
+
+
+def _channel_html(item: Channel, store: Any, now: datetime) -> str:
+    topic = None if item.id == ALL else item.id
+    latest = store.articles(topic, LATEST_PER_CHANNEL)
+    counts = store.weekly_counts(topic, CHART_WEEKS, now=now)
+    entries = []
+    for article in latest:
+        title = feeds.plain_text(article.title) or "（无标题）"
+        link = feeds.link_of(article)
+        when = feeds.published(article)
+        stamp = f'<time datetime="{escape(when.isoformat())}">{when:%Y-%m-%d}</time>'
+        if link:
+            entries.append(
+                f'<li><a href="{escape(link)}" rel="noopener noreferrer">{escape(title)}</a>{stamp}</li>'
+            )
+        else:
+            entries.append(f"<li>{escape(title)}{stamp}</li>")
+    latest_html = (
+        f'<ol class="latest">{"".join(entries)}</ol>' if entries else '<p class="empty">暂无文章。</p>'
+    )
+    links = [
+        f'<li><a href="feeds/{escape(item.id)}.{ext}" type="{ALTERNATE_TYPES[ext]}" '
+        f'class="feed">{label}</a></li>'
+        for ext, label in FORMAT_LABELS.items()
+    ]
+    if item.telegram_url:
+        links.append(
+            f'<li><a href="{escape(item.telegram_url)}" class="tg" rel="noopener noreferrer">'
+            f"Telegram {escape(item.chat or '')}</a></li>"
+        )
+    css = "channel all" if item.id == ALL else "channel"
+    return (
+        f'<section class="{css}" id="{escape(item.id)}">'
+        f'<h2>{escape(item.name)}<span class="count">近 {CHART_WEEKS} 周 {sum(counts)} 篇</span></h2>'
+        f'<p class="desc">{escape(item.description)}</p>'
+        f'<figure class="chart">{chart_svg(counts, now, item.name)}'
+        f"<figcaption>每周文章数<br>（近 {CHART_WEEKS} 周）</figcaption></figure>"
+        f"{latest_html}"
+        f'<ul class="subscribe" aria-label="订阅 {escape(item.name)}">{"".join(links)}</ul>'
+        f"</section>"
+    )
+
+
+def render_index(config: Any, store: Any, now: datetime | None = None) -> str:
+    """The index page: every channel with its description, chart, latest entries and subscribe links."""
+    now = now or datetime.now(UTC)
+    items = feeds.channels(config.topics, config.chats)
+    alternates = []
+    for item in items:
+        for ext, label in FORMAT_LABELS.items():
+            alternates.append(
+                f'<link rel="alternate" type="{ALTERNATE_TYPES[ext]}" '
+                f'title="{escape(item.title)}（{label}）" href="feeds/{escape(item.id)}.{ext}">'
+            )
+    return _template().substitute(
+        title=escape("feedbot · 中国气候政策新闻频道"),
+        heading=escape("中国气候政策新闻频道"),
+        intro=escape(
+            "feedbot 自动收集中国气候政策新闻，按主题分入频道，并以 RSS、Atom、JSON Feed 和 Telegram "
+            "频道发布。选择一个频道订阅即可。"
+        ),
+        alternates="\n".join(alternates),
+        channels="\n".join(_channel_html(item, store, now) for item in items),
+        generator=f'由 <a href="{escape(PROJECT_URL)}">feedbot</a> {escape(__version__)} 生成',
+    )
+
+
+async def _index(request: web.Request) -> web.StreamResponse:
+    page = render_index(request.app[_CONFIG], request.app[_STORE])
+    return web.Response(
+        text=page,
+        content_type="text/html",
+        charset="utf-8",
+        headers={"Content-Security-Policy": INDEX_CSP, "Cache-Control": "no-cache"},
+    )
