@@ -21,9 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from feedbot.outbox.drain import Pacing  # noqa: E402
+from feedbot.outbox import Pacing  # noqa: E402
 from feedbot.publish.telegram import TelegramPublisher  # noqa: E402
-from feedbot.store.db import Store  # noqa: E402
+from feedbot.store import Store  # noqa: E402
 from tests.doubles.botapi import BotApiDouble, Limits  # noqa: E402
 from tests.publish.test_telegram import CHATS, TOPICS, make_article, make_config, save  # noqa: E402
 

@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 from feedbot.model import Classification, Entry, TopicMatch  # noqa: E402
 from feedbot.publish import feeds  # noqa: E402
 from feedbot.sources.normalize import normalize  # noqa: E402
-from feedbot.store.db import Store  # noqa: E402
+from feedbot.store import Store  # noqa: E402
 from feedbot.web.server import render_index  # noqa: E402
 from tests.feeds_helpers import TOPICS, make_config  # noqa: E402
 

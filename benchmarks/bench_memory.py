@@ -40,7 +40,8 @@ from feedbot.classify.scoring import classify  # noqa: E402
 from feedbot.model import Entry  # noqa: E402
 from feedbot.settings.topics import load_default_topics  # noqa: E402
 from feedbot.sources.normalize import normalize  # noqa: E402
-from feedbot.store.db import Store  # noqa: E402
+from feedbot.store import Store  # noqa: E402
+from feedbot.store.bulk import bulk_load  # noqa: E402
 from tests.doubles.site import fixture_posts  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus" / "dev.jsonl"
@@ -116,7 +117,7 @@ def build_database(path: Path, source_ids: list[str], count: int) -> dict:
     loaded = 0
     while loaded < count:
         chunk = [next(items) for _ in range(min(batch, count - loaded))]
-        loaded += store.bulk_load(chunk, targets())
+        loaded += bulk_load(store, chunk, targets())
     store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     store.close()
     return {"articles": count, "bytes": db_bytes(path), "seconds": time.perf_counter() - started}

@@ -176,7 +176,7 @@ def backfill(state: CliState, source_id: str, since: str) -> None:
     from datetime import date
 
     from feedbot.pipeline import backfill as run_backfill
-    from feedbot.store.db import Store
+    from feedbot.store import Store
 
     config = state.config()
     source_config = next((s for s in config.sources if s.id == source_id), None)
@@ -223,7 +223,7 @@ def reclassify(state: CliState) -> None:
     """Classify every stored article again with the current rules and rebuild the feeds (no chat messages)."""
     from feedbot.pipeline import reclassify_stored
     from feedbot.publish.feeds import rebuild_all
-    from feedbot.store.db import Store
+    from feedbot.store import Store
 
     config = state.config()
     if not config.db_path.exists():

@@ -15,16 +15,17 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from feedbot.errors import PublishError, StateError
+from feedbot.clock import utcnow
+from feedbot.errors import PublishError, PublisherUnauthorized, StateError
 from feedbot.ops.metrics import Metrics
 from feedbot.ops.notify import Notifier
-from feedbot.outbox.drain import CONSOLE, PublisherUnauthorized, targets_for
+from feedbot.outbox import CONSOLE, targets_for
 from feedbot.pipeline import PollReport, poll_source, record_failure
 from feedbot.publish import feeds
 from feedbot.settings.config import Config, SourceConfig
 from feedbot.sources import make_source
 from feedbot.sources.http import Fetcher
-from feedbot.store.db import Store, utcnow
+from feedbot.store import Store
 
 log = logging.getLogger("feedbot")
 
@@ -213,7 +214,7 @@ class Daemon:
     def pending(self) -> int | str:
         """Messages waiting in the outbox ("?" while the database cannot be read)."""
         try:
-            return sum(r["n"] for r in self.store.delivery_counts() if r["status"] in ("pending", "sending"))
+            return sum(c.count for c in self.store.delivery_counts() if c.status in ("pending", "sending"))
         except StateError:
             return "?"
 

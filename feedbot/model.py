@@ -122,7 +122,7 @@ class Delivery:
     id: int
     article_id: int
     topic: str
-    target: str  # e.g. "telegram:@chan"
+    target: Target
     status: DeliveryStatus
     attempts: int
     next_attempt_at: datetime | None
@@ -156,3 +156,50 @@ class SaveResult:
     article_id: int
     status: Literal["new", "updated", "unchanged"]
     deliveries_added: int = 0
+
+
+@dataclass(frozen=True, order=True)
+class Target:
+    """Where a channel's messages go: a publisher kind and an address (a Telegram chat, a console topic)."""
+
+    kind: str  # "telegram" | "console"
+    address: str  # "@chan", "-100123", or a topic id for the console
+    thread: int | None = None  # a forum topic (message_thread_id) inside the chat
+
+    def __str__(self) -> str:
+        """The key the store keeps: "telegram:@chan" (with "#42" for a forum topic)."""
+        key = f"{self.kind}:{self.address}"
+        return key if self.thread is None else f"{key}#{self.thread}"
+
+
+@dataclass(frozen=True)
+class TargetState:
+    """A target's health as stored: ok, blocked (403) until retry_at, or unauthorized (401)."""
+
+    target: Target
+    status: str
+    first_seen_at: datetime | None = None
+    retry_at: datetime | None = None
+    last_error: str | None = None
+    healthy_at: datetime | None = None  # the last drain that finished this target's lane cleanly
+
+
+@dataclass(frozen=True)
+class DeliveryCount:
+    """How many outbox rows one target has in one status, for one topic."""
+
+    target: Target
+    topic: str
+    status: DeliveryStatus
+    count: int
+
+
+@dataclass(frozen=True)
+class PageState:
+    """Validators and digest of a fetched page (e.g. a Jekyll post page), to refetch it conditionally."""
+
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    content_hash: str | None = None
+    fetched_at: datetime | None = None

@@ -10,6 +10,7 @@ from datetime import date, datetime
 from typing import Literal
 
 from feedbot.classify.scoring import classify
+from feedbot.clock import utcnow
 from feedbot.errors import FeedbotError, FetchError, StateError
 from feedbot.model import Entry
 from feedbot.settings.config import Config, SourceConfig
@@ -19,7 +20,7 @@ from feedbot.sources.http import Fetcher
 from feedbot.sources.jekyll import BackfillReport, JekyllSource, PostLink
 from feedbot.sources.normalize import normalize
 from feedbot.sources.schedule import next_check_failed, next_check_ok
-from feedbot.store.db import Store, utcnow
+from feedbot.store import Store
 
 log = logging.getLogger("feedbot.poll")
 

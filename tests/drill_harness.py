@@ -16,7 +16,7 @@ from pathlib import Path
 
 import feedparser
 
-from feedbot.store.db import Store
+from feedbot.store import Store
 from tests.doubles.botapi import BotApiDouble
 from tests.doubles.site import SamplePost, SampleSite, fixture_posts
 
@@ -208,7 +208,7 @@ def outcome(state_dir: Path, site: SampleSite, double: BotApiDouble | None, *, f
         counts = store.article_counts()
         statuses: Counter[str] = Counter()
         for row in store.delivery_counts():
-            statuses[row["status"]] += row["n"]
+            statuses[row.status] += row.count
     finally:
         store.close()
     out.stored = counts.get("all", 0)

@@ -10,7 +10,7 @@ from pathlib import Path
 from feedbot.model import Article, Classification, Entry, TopicMatch
 from feedbot.settings.config import Config, parse_config
 from feedbot.sources.normalize import content_hash, normalize
-from feedbot.store.db import Store
+from feedbot.store import Store
 from feedbot.web.server import WebServer, create_app, start_web
 
 TOPICS = ("carbon-market", "adaptation-2035", "climate-finance", "carbon-manager")

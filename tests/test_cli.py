@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from feedbot import __version__
 from feedbot.cli import cli
 from feedbot.model import Classification, TopicMatch
-from feedbot.store.db import Store
+from feedbot.store import Store
 from tests.store.test_store import make_article
 
 TOKEN = "123456789:AAH-realLookingTokenValue_abcdefghijkl"

@@ -10,11 +10,12 @@ import feedparser
 from click.testing import CliRunner
 
 from feedbot.cli import cli
+from feedbot.clock import utcnow
 from feedbot.pipeline import poll_source
 from feedbot.settings.config import SourceConfig, parse_config
 from feedbot.sources import make_source
 from feedbot.sources.http import Fetcher
-from feedbot.store.db import Store, utcnow
+from feedbot.store import Store
 from tests.doubles.site import SampleSite
 
 MARKET_POST = ["全国碳市场第二个履约周期配额分配方案印发，重点排放单位须按时完成配额清缴。",
@@ -45,7 +46,7 @@ async def test_first_poll_stores_and_routes_every_post_then_restart_stores_nothi
     assert report.result == "ok" and report.new == listed
     assert store.article_counts()["all"] == listed
     assert report.deliveries > 0 and report.deliveries == sum(
-        r["n"] for r in store.delivery_counts())
+        r.count for r in store.delivery_counts())
     seed = next(a for a in store.articles(None, limit=100) if a.title.startswith("落实“1+N”"))
     assert set(seed.excerpts) == {"carbon-market", "adaptation-2035", "climate-finance", "carbon-manager"}
     store.close()

@@ -9,7 +9,8 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from feedbot.store.db import Store, utcnow
+from feedbot.clock import utcnow
+from feedbot.store import Store
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -51,9 +52,9 @@ class _StoreCollector(Collector):
                                       labels=["target", "status"])
         depth = 0
         for row in self.store.delivery_counts():
-            by_status.add_metric([row["target"], row["status"]], row["n"])
-            if row["status"] in ("pending", "sending"):
-                depth += row["n"]
+            by_status.add_metric([str(row.target), row.status], row.count)
+            if row.status in ("pending", "sending"):
+                depth += row.count
         yield by_status
         yield GaugeMetricFamily("feedbot_outbox_depth", "Deliveries not yet sent (pending or sending).", value=depth)
         since = GaugeMetricFamily("feedbot_source_seconds_since_success",

@@ -7,7 +7,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from feedbot.settings.config import Config
-from feedbot.store.db import Store
+from feedbot.store import Store
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -32,9 +32,11 @@ def collect_status(config: Config) -> dict[str, Any]:
         counts = store.article_counts()
         deliveries: dict[str, dict[str, Any]] = {}
         for row in store.delivery_counts():
-            entry = deliveries.setdefault(row["target"], {"topic": row["topic"], "by_status": {}})
-            entry["by_status"][row["status"]] = entry["by_status"].get(row["status"], 0) + row["n"]
-        targets = store.target_states()
+            entry = deliveries.setdefault(str(row.target), {"topic": row.topic, "by_status": {}})
+            entry["by_status"][row.status] = entry["by_status"].get(row.status, 0) + row.count
+        targets = {str(t.target): {"state": t.status, "last_error": t.last_error,
+                                   "retry_at": t.retry_at.isoformat() if t.retry_at else None}
+                   for t in store.target_states()}
     finally:
         store.close()
     topics = [

@@ -1,0 +1,7 @@
+"""The outbox: what is owed to each target, drained oldest first under the flood limits."""
+
+from feedbot.outbox.drain import DrainStats, Outbox, Sender, Sent
+from feedbot.outbox.pacing import Pacing
+from feedbot.outbox.targets import CONSOLE, TELEGRAM, targets_for
+
+__all__ = ["CONSOLE", "TELEGRAM", "DrainStats", "Outbox", "Pacing", "Sender", "Sent", "targets_for"]

@@ -1,8 +1,8 @@
 """The outbox drain: oldest first per chat, paced under flood limits, restart-safe, with a backlog guard.
 
 Publisher-agnostic: a Sender (publish/telegram.py, publish/console.py) turns one delivery into one
-message and raises the errors below; this module decides when to send, what to retry, and what the
-store records.
+message and raises the PublishError subclasses of feedbot.errors; this module decides when to send,
+what to retry, and what the store records.
 
 Backlog guard (decided here, documented in the report): at the start of every drain, for each target
 about to be worked on, when it has more than ``max_backlog`` pending deliveries AND either
@@ -21,64 +21,27 @@ import contextlib
 import logging
 import random
 import time
-from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from feedbot.errors import PublishError
-from feedbot.model import Delivery, StoredArticle
+from feedbot.clock import utcnow
+from feedbot.errors import (
+    DeliveryRejected,
+    FloodWait,
+    PublishError,
+    PublisherUnauthorized,
+    TargetBlocked,
+    TransientPublishError,
+)
+from feedbot.model import Delivery, StoredArticle, Target
+from feedbot.outbox.pacing import Lane, Pacing, Window
+from feedbot.outbox.targets import targets_for
 from feedbot.settings.config import Config
-from feedbot.store.db import Store, utcnow
+from feedbot.store import Store
 
 log = logging.getLogger(__name__)
-
-TELEGRAM = "telegram"
-CONSOLE = "console"
-HEALTHY_META = "outbox.healthy_at:"
-
-
-def targets_for(config: Config) -> dict[str, list[str]]:
-    """topic → targets: ``telegram:<chat>`` with a token, else ``console:<topic>`` for every topic."""
-    if config.telegram.token is not None:
-        return {
-            topic: [f"{TELEGRAM}:{chat}"] for topic, chat in config.chats.items() if topic in config.topics
-        }
-    return {topic: [f"{CONSOLE}:{topic}"] for topic in config.topics}
-
-
-def target_address(target: str) -> tuple[str, str]:
-    """'telegram:@chan' → ('telegram', '@chan')."""
-    kind, _, address = target.partition(":")
-    return kind, address
-
-
-# ---- what a Sender may raise ------------------------------------------------------------------
-
-
-class FloodWait(PublishError):
-    """429: this chat must wait ``retry_after`` seconds."""
-
-    def __init__(self, message: str, retry_after: float):
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class TransientPublishError(PublishError):
-    """5xx, timeout, network: retry the same message later with backoff."""
-
-
-class TargetBlocked(PublishError):
-    """403 (or chat not found): nothing can go to this target until someone fixes the chat."""
-
-
-class DeliveryRejected(PublishError):
-    """This one message cannot be delivered (a 400 that neither plain text nor shortening fixed)."""
-
-
-class PublisherUnauthorized(PublishError):
-    """401: the credentials were rejected; the publisher must stop."""
 
 
 @dataclass(frozen=True)
@@ -92,83 +55,11 @@ class Sent:
 
 
 class Sender(Protocol):
-    """Turns one delivery into one message; raises the errors above."""
+    """Turns one delivery into one message; raises FloodWait, TransientPublishError, TargetBlocked, …"""
 
-    async def send(self, target: str, article: StoredArticle, topic: str) -> Sent: ...
+    async def send(self, target: Target, article: StoredArticle, topic: str) -> Sent: ...
 
-    async def edit(self, target: str, message_id: int, article: StoredArticle, topic: str) -> Sent: ...
-
-
-# ---- pacing -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Pacing:
-    """Flood limits and retry timing (Telegram: 20 per minute per group/channel, 30 per second overall)."""
-
-    per_chat: int = 20
-    per_chat_window: float = 60.0
-    min_gap: float = 1.0  # Telegram's advice: about one message per second in one chat
-    overall: int = 30
-    overall_window: float = 1.0
-    margin: float = 0.01  # share of a window added on top, against clock rounding
-    backoff_base: float = 5.0  # 5xx/timeouts: base * 2^(attempts-1), capped, with jitter
-    backoff_cap: float = 900.0
-    blocked_retry: float = 6 * 3600.0  # a 403 target is probed again after this long
-    outage_after: float = 3600.0  # unhealthy longer than this → the backlog guard applies
-    in_flight: int = 1  # requests at once over all chats: a SIGKILL can then duplicate at most this many
-
-    def scaled(self, factor: float) -> Pacing:
-        """The same pacing with every duration multiplied by ``factor`` (for tests and benchmarks)."""
-        return replace(
-            self,
-            per_chat_window=self.per_chat_window * factor,
-            min_gap=self.min_gap * factor,
-            overall_window=self.overall_window * factor,
-            backoff_base=self.backoff_base * factor,
-            backoff_cap=self.backoff_cap * factor,
-            blocked_retry=self.blocked_retry * factor,
-        )
-
-    @classmethod
-    def unlimited(cls) -> Pacing:
-        """No flood limits (the console)."""
-        return cls(
-            per_chat=1_000_000,
-            per_chat_window=1.0,
-            min_gap=0.0,
-            overall=1_000_000,
-            overall_window=1.0,
-            backoff_base=0.5,
-            backoff_cap=5.0,
-        )
-
-
-class _Window:
-    """At most ``limit`` events in any ``window`` seconds (a sliding log, like the server's)."""
-
-    def __init__(self, limit: int, window: float, margin: float):
-        self.limit, self.window, self.margin = limit, window, margin
-        self.log: deque[float] = deque()
-
-    def next_free(self, now: float) -> float:
-        while self.log and self.log[0] <= now - self.window * (1 + self.margin):
-            self.log.popleft()
-        if len(self.log) < self.limit:
-            return now
-        return self.log[-self.limit] + self.window * (1 + self.margin)
-
-    def record(self, at: float) -> None:
-        self.log.append(at)
-
-
-@dataclass
-class _Lane:
-    """One chat's pacing memory, kept across drains."""
-
-    window: _Window
-    last_start: float = float("-inf")
-    blocked_until: float = 0.0
+    async def edit(self, target: Target, message_id: int, article: StoredArticle, topic: str) -> Sent: ...
 
 
 @dataclass
@@ -203,7 +94,7 @@ class Outbox:
         self,
         store: Store,
         sender: Sender,
-        targets: Mapping[str, list[str]],
+        targets: Mapping[str, list[Target]],
         *,
         max_backlog: int = 5,
         edit_window: float = 48 * 3600.0,
@@ -217,8 +108,8 @@ class Outbox:
         self.edit_window = edit_window
         self.pacing = pacing or Pacing()
         self.name = name
-        self._lanes: dict[str, _Lane] = {}
-        self._overall = _Window(self.pacing.overall, self.pacing.overall_window, self.pacing.margin)
+        self._lanes: dict[str, Lane] = {}
+        self._overall = Window(self.pacing.overall, self.pacing.overall_window, self.pacing.margin)
         self._recovered = False
         self._rng = random.Random()
         self._in_flight = asyncio.Semaphore(self.pacing.in_flight)
@@ -227,13 +118,13 @@ class Outbox:
     def for_kind(cls, config: Config, store: Store, sender: Sender, kind: str, *,
                  pacing: Pacing | None = None) -> Outbox:
         """The outbox of one publisher kind: the configured targets of that kind, the [telegram] guard settings."""
-        targets = {topic: [t for t in ts if t.startswith(kind + ":")] for topic, ts in targets_for(config).items()}
+        targets = {topic: [t for t in ts if t.kind == kind] for topic, ts in targets_for(config).items()}
         return cls(store, sender, {topic: ts for topic, ts in targets.items() if ts},
                    max_backlog=config.telegram.max_backlog, edit_window=config.telegram.edit_window,
                    pacing=pacing, name=kind)
 
     @property
-    def targets(self) -> list[str]:
+    def targets(self) -> list[Target]:
         """Every target this outbox drains."""
         return list(self.topic_of)
 
@@ -252,7 +143,7 @@ class Outbox:
         self._recovered = True
         return count
 
-    def guard_backlog(self, target: str, stats: DrainStats, now: datetime | None = None) -> None:
+    def guard_backlog(self, target: Target, stats: DrainStats, now: datetime | None = None) -> None:
         """Seed a brand-new target, then keep only the newest ``max_backlog`` pending items if it applies."""
         now = now or utcnow()
         topic = self.topic_of[target]
@@ -265,12 +156,10 @@ class Outbox:
             if self.store.sent_count(target) == 0:
                 reason = f"backlog: older than the newest {self.max_backlog} on first start of {target}"
             else:
-                healthy = self.store.get_meta(HEALTHY_META + target)
-                if (
-                    healthy
-                    and (now - datetime.fromisoformat(healthy)).total_seconds() > self.pacing.outage_after
-                ):
-                    hours = (now - datetime.fromisoformat(healthy)).total_seconds() / 3600
+                state = self.store.target_state(target)
+                healthy = state.healthy_at if state else None
+                if healthy and (now - healthy).total_seconds() > self.pacing.outage_after:
+                    hours = (now - healthy).total_seconds() / 3600
                     reason = (f"backlog: older than the newest {self.max_backlog} "
                               f"after {hours:.1f} h without sending")
         if reason:
@@ -307,7 +196,7 @@ class Outbox:
         lanes: list[asyncio.Task[None]] = []
         for target in self.targets:
             state = self.store.target_state(target)
-            if state and state["status"] == "blocked" and state["retry_at"] and state["retry_at"] > now:
+            if state and state.status == "blocked" and state.retry_at and state.retry_at > now:
                 stats.blocked.append(target)
                 continue
             self.guard_backlog(target, stats, now)
@@ -317,7 +206,7 @@ class Outbox:
                 for d in self.store.edits_due([target], now - timedelta(seconds=self.edit_window))
             ]
             if not jobs:
-                self.store.set_meta(HEALTHY_META + target, now.isoformat())
+                self.store.mark_healthy(target, now)
                 continue
             lanes.append(
                 asyncio.create_task(
@@ -343,10 +232,10 @@ class Outbox:
             stats.seconds = time.monotonic() - started
         return stats
 
-    def _lane_for(self, target: str) -> _Lane:
+    def _lane_for(self, target: Target) -> Lane:
         if target not in self._lanes:
             p = self.pacing
-            self._lanes[target] = _Lane(_Window(p.per_chat, p.per_chat_window, p.margin))
+            self._lanes[target] = Lane(Window(p.per_chat, p.per_chat_window, p.margin))
         return self._lanes[target]
 
     async def _wait(self, seconds: float, stop: asyncio.Event, deadline: float | None) -> bool:
@@ -359,7 +248,7 @@ class Outbox:
         return not stop.is_set() and (deadline is None or time.monotonic() < deadline)
 
     async def _lane(
-        self, target: str, jobs: list[_Job], stop: asyncio.Event, deadline: float | None, stats: DrainStats
+        self, target: Target, jobs: list[_Job], stop: asyncio.Event, deadline: float | None, stats: DrainStats
     ) -> None:
         lane = self._lane_for(target)
         healthy = True
@@ -406,14 +295,14 @@ class Outbox:
                     return
                 break
         if healthy:
-            self.store.set_meta(HEALTHY_META + target, utcnow().isoformat())
+            self.store.mark_healthy(target)
 
     def _retry_at(self, attempts: int) -> datetime:
         p = self.pacing
         delay = min(p.backoff_cap, p.backoff_base * 2 ** max(attempts - 1, 0))
         return utcnow() + timedelta(seconds=delay * self._rng.uniform(0.8, 1.2))
 
-    async def _attempt(self, target: str, job: _Job, stats: DrainStats) -> PublishError | Sent:
+    async def _attempt(self, target: Target, job: _Job, stats: DrainStats) -> PublishError | Sent:
         """One request and its bookkeeping; returns the outcome instead of raising (except 401)."""
         delivery = job.delivery
         article = self.store.article(delivery.article_id)
@@ -481,6 +370,6 @@ class Outbox:
         stats.plain_fallbacks += sent.plain_fallback
         stats.shortened += sent.shortened
         state = self.store.target_state(target)
-        if state and state["status"] != "ok":
+        if state and state.status != "ok":
             self.store.set_target_state(target, "ok")
         return sent

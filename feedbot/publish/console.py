@@ -6,11 +6,11 @@ import asyncio
 import sys
 from typing import TextIO
 
-from feedbot.model import StoredArticle
-from feedbot.outbox.drain import CONSOLE, DrainStats, Outbox, Pacing, Sent, target_address
+from feedbot.model import StoredArticle, Target
+from feedbot.outbox import CONSOLE, DrainStats, Outbox, Pacing, Sent
 from feedbot.publish.format import format_article
 from feedbot.settings.config import Config
-from feedbot.store.db import Store
+from feedbot.store import Store
 
 RULE = "─" * 40
 
@@ -35,16 +35,16 @@ class ConsoleSender:
         stream.write(text)
         stream.flush()
 
-    async def send(self, target: str, article: StoredArticle, topic: str) -> Sent:
+    async def send(self, target: Target, article: StoredArticle, topic: str) -> Sent:
         """Print one message."""
         self.count += 1
-        chat = self.config.chats.get(topic) or f"#{target_address(target)[1]}"
+        chat = self.config.chats.get(topic) or f"#{target.address}"
         self._write(self._block(f"[would send to {chat}]", article, topic))
         return Sent(message_id=self.count)
 
-    async def edit(self, target: str, message_id: int, article: StoredArticle, topic: str) -> Sent:
+    async def edit(self, target: Target, message_id: int, article: StoredArticle, topic: str) -> Sent:
         """Print the new version of an edited message."""
-        chat = self.config.chats.get(topic) or f"#{target_address(target)[1]}"
+        chat = self.config.chats.get(topic) or f"#{target.address}"
         self._write(self._block(f"[would edit message {message_id} in {chat}]", article, topic))
         return Sent(message_id=message_id)
 

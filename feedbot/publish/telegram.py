@@ -25,24 +25,19 @@ from telegram.error import (
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
-from feedbot.model import StoredArticle
-from feedbot.ops.logs import redact
-from feedbot.outbox.drain import (
-    TELEGRAM,
+from feedbot.errors import (
     DeliveryRejected,
-    DrainStats,
     FloodWait,
-    Outbox,
-    Pacing,
-    PublisherUnauthorized,
-    Sent,
     TargetBlocked,
+    TelegramUnauthorized,
     TransientPublishError,
-    target_address,
 )
+from feedbot.model import StoredArticle, Target
+from feedbot.ops.logs import redact
+from feedbot.outbox import TELEGRAM, DrainStats, Outbox, Pacing, Sent
 from feedbot.publish.format import SHANGHAI, TELEGRAM_LIMIT, Message, format_article
 from feedbot.settings.config import Config
-from feedbot.store.db import Store
+from feedbot.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +53,6 @@ COMMANDS = (
     ("topics", "频道列表与订阅链接"),
     ("latest", "某个频道的最新 5 篇：/latest <频道>"),
 )
-
-
-class TelegramUnauthorized(PublisherUnauthorized):
-    """Telegram rejected the bot token (401): the Telegram publisher stops; feeds keep working."""
 
 
 class _TokenFilter(logging.Filter):
@@ -227,15 +218,15 @@ class TelegramSender:
             return Sent(sent.message_id, note=note, plain_fallback=sent.plain_fallback, shortened=True)
         raise DeliveryRejected(str(last))
 
-    async def send(self, target: str, article: StoredArticle, topic: str) -> Sent:
+    async def send(self, target: Target, article: StoredArticle, topic: str) -> Sent:
         """Post a new message to the target's chat."""
-        return await self._with_shrinking("send_message", target_address(target)[1], article, topic)
+        return await self._with_shrinking("send_message", target.address, article, topic)
 
-    async def edit(self, target: str, message_id: int, article: StoredArticle, topic: str) -> Sent:
+    async def edit(self, target: Target, message_id: int, article: StoredArticle, topic: str) -> Sent:
         """Replace the text of a message already posted; an unchanged text is fine."""
         try:
             sent = await self._with_shrinking(
-                "edit_message_text", target_address(target)[1], article, topic, message_id=message_id
+                "edit_message_text", target.address, article, topic, message_id=message_id
             )
         except DeliveryRejected as exc:
             if "not modified" in str(exc).lower():

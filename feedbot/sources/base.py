@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Set
+from collections.abc import Callable, Set
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
-from feedbot.model import Entry, SourceState
+from feedbot.model import Entry, PageState, SourceState
 
-# store.page_validators has this shape: url -> {"etag", "last_modified", "content_hash", ...} or None
-PageValidators = Callable[[str], Mapping[str, Any] | None]
+# The store's page_validators: a page's stored validators and digest, or None when never fetched.
+PageValidators = Callable[[str], PageState | None]
 
 
 @dataclass(frozen=True)

@@ -309,14 +309,15 @@ class JekyllSource:
         """Fetch and parse one post page; with validators, a 304 or an identical page yields no entry."""
         stored = page_validators(link.url) if page_validators else None
         try:
-            result = await self.fetcher.get(link.url, etag=(stored or {}).get("etag"),
-                                            last_modified=(stored or {}).get("last_modified"), accept=ACCEPT_HTML)
+            result = await self.fetcher.get(link.url, etag=stored.etag if stored else None,
+                                            last_modified=stored.last_modified if stored else None,
+                                            accept=ACCEPT_HTML)
             if result.not_modified:
                 return _PostOutcome(link)
             digest = body_digest(result.content)
             page = PageRecord(url=link.url, etag=result.etag, last_modified=result.last_modified,
                               content_hash=digest)
-            if stored and stored.get("content_hash") == digest:
+            if stored and stored.content_hash == digest:
                 return _PostOutcome(link, page=page)
             entry = parse_post(result.text, link.url, self.config.id, self.config.outlet)
             return _PostOutcome(link, entry=entry, page=page)

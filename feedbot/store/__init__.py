@@ -1,0 +1,15 @@
+"""The state database: the only wing that speaks SQL; one module per entity, dataclasses out."""
+
+from __future__ import annotations
+
+from feedbot.store.articles import ArticlesTable
+from feedbot.store.db import SCHEMA_VERSION, from_db, to_db
+from feedbot.store.deliveries import DeliveriesTable
+from feedbot.store.sources import SourcesTable
+
+
+class Store(SourcesTable, ArticlesTable, DeliveriesTable):
+    """One SQLite file: sources and pages, articles and classifications, the outbox and its targets."""
+
+
+__all__ = ["SCHEMA_VERSION", "Store", "from_db", "to_db"]

@@ -12,11 +12,13 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from feedbot.model import Target
 from feedbot.ops.status import collect_status
-from feedbot.outbox.drain import HEALTHY_META, Pacing, _Window, targets_for
+from feedbot.outbox import Pacing, targets_for
+from feedbot.outbox.pacing import Window
 from feedbot.publish.console import ConsolePublisher
 from feedbot.publish.telegram import TelegramPublisher
-from feedbot.store.db import Store
+from feedbot.store import Store
 from tests.doubles.botapi import BotApiDouble, Limits
 from tests.publish.test_telegram import CHATS, SCALE, TOPICS, make_article, make_config, save
 
@@ -194,10 +196,7 @@ async def test_backlog_guard_on_first_start_keeps_the_newest_and_says_why(tmp_pa
         assert (await pub.drain()).sent == 8
 
         # After an outage (nothing sent for longer than outage_after): only the newest 5 again.
-        store.set_meta(
-            HEALTHY_META + "telegram:@carbon_market_test",
-            (datetime.now(UTC) - timedelta(hours=3)).isoformat(),
-        )
+        store.mark_healthy("telegram:@carbon_market_test", datetime.now(UTC) - timedelta(hours=3))
         for n in range(20, 28):
             save(store, config, make_article(n), ["carbon-market"])
         stats = await pub.drain()
@@ -232,9 +231,10 @@ def test_targets_for_telegram_and_console(tmp_path):
     with_token = make_config(
         tmp_path, None, token="123:abc", chats={"carbon-market": "@c", "climate-finance": "-100"}
     )
-    assert targets_for(with_token) == {"carbon-market": ["telegram:@c"], "climate-finance": ["telegram:-100"]}
+    assert targets_for(with_token) == {"carbon-market": [Target("telegram", "@c")],
+                                       "climate-finance": [Target("telegram", "-100")]}
     without = make_config(tmp_path, None, chats={"carbon-market": "@c"})
-    assert targets_for(without) == {t: [f"console:{t}"] for t in TOPICS}
+    assert targets_for(without) == {t: [Target("console", t)] for t in TOPICS}
 
 
 async def test_console_publisher_prints_each_message_once(tmp_path):
@@ -274,15 +274,15 @@ def test_store_requeues_sending_rows_and_lists_edits(tmp_path):
     store.mark_edited(first.id, content_hash="1-v2")
     assert store.edits_due(["telegram:@carbon_market_test"], datetime.now(UTC) - timedelta(hours=48)) == []
     store.set_target_state("telegram:@x", "blocked", error="403", retry_at=datetime.now(UTC))
-    first_seen = store.target_state("telegram:@x")["first_seen_at"]
+    first_seen = store.target_state("telegram:@x").first_seen_at
     store.set_target_state("telegram:@x", "ok")
-    assert store.target_state("telegram:@x")["first_seen_at"] == first_seen
-    assert store.target_states()["telegram:@x"]["state"] == "ok"
+    assert store.target_state("telegram:@x").first_seen_at == first_seen
+    assert {str(t.target): t.status for t in store.target_states()}["telegram:@x"] == "ok"
     store.close()
 
 
 def test_sliding_window_never_allows_more_than_the_limit():
-    window = _Window(limit=3, window=10.0, margin=0.0)
+    window = Window(limit=3, window=10.0, margin=0.0)
     times = []
     now = 0.0
     for _ in range(10):

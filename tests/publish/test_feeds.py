@@ -14,7 +14,7 @@ from lxml import etree
 
 from feedbot.errors import ConfigError, PublishError
 from feedbot.publish import feeds
-from feedbot.store.db import Store
+from feedbot.store import Store
 from tests.feeds_helpers import (
     BAD_MARKERS,
     TOPICS,

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from feedbot.publish import feeds
-from feedbot.store.db import Store
+from feedbot.store import Store
 from feedbot.web.server import create_app, start_web
 from tests.conftest import require_program
 from tests.feeds_helpers import TOPICS, expected, fill_store, fixed_now, make_config

@@ -13,11 +13,11 @@ import pytest
 
 from feedbot.model import Article, Classification, TopicMatch
 from feedbot.ops.status import collect_status
-from feedbot.outbox.drain import Pacing, targets_for
+from feedbot.outbox import Pacing, targets_for
 from feedbot.publish.telegram import TelegramPublisher, TelegramUnauthorized
 from feedbot.settings.config import Config, FeedsConfig, FetchConfig, Secret, SourceConfig, TelegramConfig, WebConfig
 from feedbot.settings.topics import TopicRules
-from feedbot.store.db import Store
+from feedbot.store import Store
 from tests.doubles.botapi import BotApiDouble, Limits, utf16_len
 
 SCALE = 0.05  # one minute of flood control becomes 3 s
@@ -154,7 +154,7 @@ async def test_60_articles_over_4_chats_arrive_once_each_in_order(api, store, tm
     rows = store.deliveries(statuses=("sent",))
     assert len(rows) == 120
     by_chat_ids = {(m.chat_id, m.message_id) for m in api.messages}
-    assert {(r.target.split(":", 1)[1], r.message_id) for r in rows} == by_chat_ids
+    assert {(r.target.address, r.message_id) for r in rows} == by_chat_ids
     assert all(m.parse_mode == "HTML" and m.preview_disabled is True for m in api.messages)
 
 
@@ -312,7 +312,7 @@ async def test_403_blocks_the_target_keeps_items_pending_and_recovers(api, store
     pub = await publisher(config, store, replace(Pacing().scaled(SCALE), blocked_retry=2.0))
     try:
         stats = await pub.drain()
-        assert stats.blocked == ["telegram:@climate_finance_test"]
+        assert [str(t) for t in stats.blocked] == ["telegram:@climate_finance_test"]
         assert len(api.sent_to(CHATS["carbon-market"])) == 3
         assert api.counts["403"] == 1  # one probe, not one per message
         pending = store.deliveries(target="telegram:@climate_finance_test", statuses=("pending",))
@@ -320,7 +320,7 @@ async def test_403_blocks_the_target_keeps_items_pending_and_recovers(api, store
         report = collect_status(config)
         blocked = report["deliveries"]["telegram:@climate_finance_test"]
         assert blocked["state"] == "blocked" and "bot is not a member" in blocked["last_error"]
-        assert (await pub.drain()).blocked == [
+        assert [str(t) for t in (await pub.drain()).blocked] == [
             "telegram:@climate_finance_test"
         ]  # not retried before retry_at
         assert api.counts["403"] == 1
@@ -330,7 +330,7 @@ async def test_403_blocks_the_target_keeps_items_pending_and_recovers(api, store
     finally:
         await pub.close()
     assert titles(api, CHATS["climate-finance"]) == [make_article(n).title for n in range(3)]
-    assert store.target_state("telegram:@climate_finance_test")["status"] == "ok"
+    assert store.target_state("telegram:@climate_finance_test").status == "ok"
 
 
 async def test_401_stops_the_publisher_with_a_clear_error_and_sends_nothing(api, store, tmp_path, caplog):

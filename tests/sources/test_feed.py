@@ -8,12 +8,12 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from feedbot.clock import utcnow
 from feedbot.errors import ParseError
 from feedbot.model import SourceState
 from feedbot.settings.config import FetchConfig, SourceConfig
 from feedbot.sources.feed import FeedSource, entry_key, parse_feed
 from feedbot.sources.http import Fetcher
-from feedbot.store.db import utcnow
 from tests.doubles.site import BILLION_LAUGHS
 
 RSS_091 = """<?xml version="1.0" encoding="utf-8"?>

@@ -8,13 +8,14 @@ from datetime import date, datetime, timedelta, timezone
 import feedparser
 import pytest
 
+from feedbot.clock import utcnow
 from feedbot.errors import FetchError, ParseError
 from feedbot.model import Classification, SourceState
 from feedbot.settings.config import FetchConfig, SourceConfig
 from feedbot.sources.http import Fetcher
 from feedbot.sources.jekyll import JekyllSource, parse_category, parse_post, post_day, post_key
 from feedbot.sources.normalize import normalize
-from feedbot.store.db import Store, utcnow
+from feedbot.store import Store
 from tests.conftest import require_shared
 from tests.doubles.site import SampleSite, fixture_posts
 

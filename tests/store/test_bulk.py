@@ -9,7 +9,8 @@ import pytest
 from feedbot.errors import StateError
 from feedbot.model import Classification, Entry, Evidence, TopicMatch
 from feedbot.sources.normalize import normalize
-from feedbot.store.db import Store
+from feedbot.store import Store
+from feedbot.store.bulk import bulk_load
 
 
 def article(n: int):
@@ -22,7 +23,7 @@ def test_bulk_load_stores_articles_classifications_and_sent_deliveries(tmp_path)
     store = Store(tmp_path / "feedbot.db")
     matched = Classification((TopicMatch("carbon-market", 9.0, True, (Evidence("碳市场", "title", 1, 3.0),), "摘要"),
                               TopicMatch("climate-finance", 1.0, False)))
-    loaded = store.bulk_load([(article(n), matched) for n in range(3)], {"carbon-market": ["telegram:@cm"]})
+    loaded = bulk_load(store, [(article(n), matched) for n in range(3)], {"carbon-market": ["telegram:@cm"]})
     assert loaded == 3
     newest = store.articles("carbon-market", limit=10)
     assert [a.title for a in newest] == ["第2篇 碳市场", "第1篇 碳市场", "第0篇 碳市场"]
@@ -39,13 +40,13 @@ def test_bulk_load_is_one_transaction(tmp_path):
     store = Store(tmp_path / "feedbot.db")
     same = article(0)
     with pytest.raises(StateError, match="UNIQUE"):  # the third item repeats the second's key
-        store.bulk_load([(article(5), Classification()), (same, Classification()), (same, Classification())], {})
+        bulk_load(store, [(article(5), Classification()), (same, Classification()), (same, Classification())], {})
     assert store.article_counts()["all"] == 0  # nothing of the failed batch was kept
     store.close()
 
 
 def test_integrity_check_is_ok_on_a_sound_database(tmp_path):
     store = Store(tmp_path / "feedbot.db")
-    store.bulk_load([(article(0), Classification())], {}, delivered=False)
+    bulk_load(store, [(article(0), Classification())], {}, delivered=False)
     assert store.integrity_check() == "ok"
     store.close()

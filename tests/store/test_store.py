@@ -9,7 +9,7 @@ import pytest
 
 from feedbot.errors import StateError
 from feedbot.model import Article, Classification, Evidence, Section, TopicMatch
-from feedbot.store.db import SCHEMA_VERSION, Store
+from feedbot.store import SCHEMA_VERSION, Store
 
 CST = timezone(timedelta(hours=8))
 
@@ -75,7 +75,7 @@ def test_article_classification_and_deliveries_in_one_write(store):
     assert stored.excerpts == {"carbon-market": "excerpt for carbon-market",
                                "climate-finance": "excerpt for climate-finance"}
     assert stored.published_at == datetime(2022, 3, 27, 23, 19, 21, tzinfo=UTC)
-    assert [d.target for d in store.deliveries()] == ["telegram:@cm", "telegram:@cf"]
+    assert [str(d.target) for d in store.deliveries()] == ["telegram:@cm", "telegram:@cf"]
 
 
 def test_failure_in_the_middle_leaves_nothing(store, monkeypatch):
@@ -161,7 +161,7 @@ def test_pending_console_deliveries_can_be_dropped_by_kind(store):
     store.save_article(make_article(), verdict("carbon-market"),
                        {"carbon-market": ["console:carbon-market", "telegram:@cm"]})
     assert store.drop_pending_of_kind("console", reason="replaced") == 1
-    assert [(d.target, d.status) for d in store.deliveries(statuses=["pending", "dropped"])] == [
+    assert [(str(d.target), d.status) for d in store.deliveries(statuses=["pending", "dropped"])] == [
         ("console:carbon-market", "dropped"), ("telegram:@cm", "pending")]
 
 

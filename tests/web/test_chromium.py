@@ -15,7 +15,7 @@ import pytest
 from lxml import html
 
 from feedbot.publish import feeds
-from feedbot.store.db import Store
+from feedbot.store import Store
 from tests.conftest import require_program
 from tests.feeds_helpers import BAD_MARKERS, TOPICS, expected, fill_store, make_config, serving
 

@@ -17,7 +17,7 @@ from lxml import etree, html
 
 from feedbot.errors import PublishError
 from feedbot.publish import feeds
-from feedbot.store.db import Store
+from feedbot.store import Store
 from feedbot.web.server import create_app, render_index, start_web
 from tests.feeds_helpers import (
     BAD_MARKERS,

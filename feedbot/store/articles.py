@@ -1,0 +1,166 @@
+"""Articles and their classifications: new, edited or unchanged, and the newest per channel."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from feedbot.clock import utcnow
+from feedbot.model import Article, Classification, SaveResult, StoredArticle, Target, TopicMatch
+from feedbot.store.db import Database, from_db, to_db
+from feedbot.store.deliveries import key_of
+
+
+class ArticlesTable(Database):
+    """The `articles` and `classifications` tables (and the deliveries an article brings with it)."""
+
+    def known_keys(self, source_id: str) -> set[str]:
+        """Keys of every article already stored for a source."""
+        cursor = self._execute("SELECT key FROM articles WHERE source_id = ?", [source_id])
+        return {row[0] for row in cursor}
+
+    def content_hashes(self, source_id: str) -> dict[str, str]:
+        """key → content hash for a source's stored articles (to tell updates from repeats)."""
+        cursor = self._execute("SELECT key, content_hash FROM articles WHERE source_id = ?", [source_id])
+        return dict(cursor.fetchall())
+
+    def save_article(self, article: Article, classification: Classification,
+                     targets: Mapping[str, Iterable[Target | str]], now: datetime | None = None) -> SaveResult:
+        """Store an article, its classification and its deliveries in one transaction.
+
+        ``targets`` maps a topic to the publishing targets that want it (e.g. "telegram:@chan").
+        An unchanged article writes nothing; an edited one keeps its id and gets ``updated_at``.
+        """
+        now = now or utcnow()
+        with self.transaction():
+            row = self._execute("SELECT id, content_hash FROM articles WHERE source_id = ? AND key = ?",
+                                  [article.source_id, article.key]).fetchone()
+            if row is not None and row[1] == article.content_hash:
+                return SaveResult(article_id=row[0], status="unchanged")
+            values = {
+                "url": article.url, "title": article.title, "published_at": to_db(article.published_at),
+                "body_html": article.body_html, "text": article.text, "content_hash": article.content_hash,
+                "outlet": article.outlet, "origin_url": article.origin_url,
+            }
+            if row is None:
+                cursor = self._execute(
+                    "INSERT INTO articles(source_id, key, first_seen_at, updated_at, " + ", ".join(values)
+                    + ") VALUES (?, ?, ?, ?" + ", ?" * len(values) + ")",
+                    [article.source_id, article.key, to_db(now), to_db(article.updated_at), *values.values()])
+                article_id, status = cursor.lastrowid, "new"
+            else:
+                article_id, status = row[0], "updated"
+                values["updated_at"] = to_db(article.updated_at or now)
+                self._execute("UPDATE articles SET " + ", ".join(f"{k} = ?" for k in values) + " WHERE id = ?",
+                                [*values.values(), article_id])
+            added = 0
+            for match in self._write_classification(article_id, classification):
+                for target in targets.get(match.topic, ()):
+                    cursor = self._execute(
+                        "INSERT INTO deliveries(article_id, topic, target, status, attempts, created_at) "
+                        "VALUES (?, ?, ?, 'pending', 0, ?) ON CONFLICT(article_id, target) DO NOTHING",
+                        [article_id, match.topic, key_of(target), to_db(now)])
+                    added += cursor.rowcount
+            return SaveResult(article_id=article_id, status=status, deliveries_added=added)
+
+    def _write_classification(self, article_id: int, classification: Classification) -> list[TopicMatch]:
+        """Replace an article's classification rows (inside the caller's transaction); returns the matches."""
+        self._execute("DELETE FROM classifications WHERE article_id = ?", [article_id])
+        matched = [m for m in classification.matches if m.matched]
+        for match in matched:
+            evidence = [[e.term, e.where, e.count, e.weight] for e in match.evidence]
+            self._execute(
+                "INSERT INTO classifications(article_id, topic, score, evidence, excerpt) VALUES (?, ?, ?, ?, ?)",
+                [article_id, match.topic, match.score, json.dumps(evidence, ensure_ascii=False), match.excerpt])
+        return matched
+
+    def reclassify(self, article_id: int, classification: Classification) -> bool:
+        """Replace a stored article's classification (new rules); no deliveries. True when its topics changed."""
+        with self.transaction():
+            before = {r[0] for r in self._execute("SELECT topic FROM classifications WHERE article_id = ?",
+                                                    [article_id])}
+            self._write_classification(article_id, classification)
+            self.set_meta("reclassified_at", to_db(utcnow()))
+        return before != set(classification.topics)
+
+    def article_ids(self) -> list[int]:
+        """Every stored article's id, oldest first."""
+        return [row[0] for row in self._execute("SELECT id FROM articles ORDER BY id")]
+
+    def article(self, article_id: int) -> StoredArticle | None:
+        """One stored article with its topics."""
+        rows = self._rows("SELECT * FROM articles WHERE id = ?", [article_id])
+        return self._with_topics(rows)[0] if rows else None
+
+    def articles(self, topic: str | None = None, limit: int = 50) -> list[StoredArticle]:
+        """The newest articles (of one topic, or all classified into any topic), newest first."""
+        if topic is None:
+            sql = ("SELECT a.* FROM articles a WHERE EXISTS (SELECT 1 FROM classifications c "
+                   "WHERE c.article_id = a.id) ORDER BY COALESCE(a.published_at, a.first_seen_at) DESC, a.id DESC "
+                   "LIMIT ?")
+            params: list[Any] = [limit]
+        else:
+            # EXISTS (not JOIN) lets SQLite walk idx_articles_newest and stop after `limit` rows.
+            sql = ("SELECT a.* FROM articles a WHERE EXISTS (SELECT 1 FROM classifications c "
+                   "WHERE c.article_id = a.id AND c.topic = ?) "
+                   "ORDER BY COALESCE(a.published_at, a.first_seen_at) DESC, a.id DESC LIMIT ?")
+            params = [topic, limit]
+        return self._with_topics(self._rows(sql, params))
+
+    def _with_topics(self, rows: list[dict[str, Any]]) -> list[StoredArticle]:
+        if not rows:
+            return []
+        ids = [r["id"] for r in rows]
+        excerpts: dict[int, dict[str, str]] = {i: {} for i in ids}
+        scores: dict[int, dict[str, float]] = {i: {} for i in ids}
+        marks = ", ".join("?" * len(ids))
+        for c in self._rows(f"SELECT article_id, topic, score, excerpt FROM classifications "
+                            f"WHERE article_id IN ({marks})", ids):
+            excerpts[c["article_id"]][c["topic"]] = c["excerpt"] or ""
+            scores[c["article_id"]][c["topic"]] = c["score"]
+        return [_stored(r, excerpts[r["id"]], scores[r["id"]]) for r in rows]
+
+    def weekly_counts(self, topic: str | None, weeks: int, now: datetime | None = None) -> list[int]:
+        """Articles per week for the last ``weeks`` weeks, oldest first (by publication time)."""
+        now = now or utcnow()
+        start = now - timedelta(weeks=weeks)
+        if topic is None:
+            sql = ("SELECT COALESCE(published_at, first_seen_at) AS t FROM articles a WHERE t >= ? AND EXISTS "
+                   "(SELECT 1 FROM classifications c WHERE c.article_id = a.id)")
+            params: list[Any] = [to_db(start)]
+        else:
+            sql = ("SELECT COALESCE(a.published_at, a.first_seen_at) AS t FROM articles a JOIN classifications c "
+                   "ON c.article_id = a.id AND c.topic = ? WHERE t >= ?")
+            params = [topic, to_db(start)]
+        counts = [0] * weeks
+        for (moment,) in self._execute(sql, params):
+            age_weeks = int((now - datetime.fromisoformat(moment)).total_seconds() // (7 * 86400))
+            if 0 <= age_weeks < weeks:
+                counts[weeks - 1 - age_weeks] += 1
+        return counts
+
+    def article_counts(self) -> dict[str, int]:
+        """Stored articles per topic, plus "all" (every stored article) and "unrouted"."""
+        out = {r["topic"]: r["n"] for r in self._rows(
+            "SELECT topic, COUNT(*) AS n FROM classifications GROUP BY topic ORDER BY topic")}
+        out["all"] = self._execute("SELECT COUNT(*) FROM articles").fetchone()[0]
+        out["unrouted"] = self._execute(
+            "SELECT COUNT(*) FROM articles a WHERE NOT EXISTS "
+            "(SELECT 1 FROM classifications c WHERE c.article_id = a.id)").fetchone()[0]
+        return out
+
+    def last_change(self) -> str | None:
+        """A token that changes whenever an article is added or edited (to skip needless feed rebuilds)."""
+        row = self._execute("SELECT COUNT(*), MAX(id), MAX(updated_at) FROM articles").fetchone()
+        return json.dumps([*row, self.get_meta("reclassified_at")])
+
+
+def _stored(r: Mapping[str, Any], excerpts: dict[str, str], scores: dict[str, float]) -> StoredArticle:
+    return StoredArticle(
+        id=r["id"], source_id=r["source_id"], key=r["key"], url=r["url"], title=r["title"],
+        body_html=r["body_html"] or "", text=r["text"] or "", content_hash=r["content_hash"],
+        published_at=from_db(r["published_at"]), updated_at=from_db(r["updated_at"]),
+        first_seen_at=from_db(r["first_seen_at"]), outlet=r["outlet"], origin_url=r["origin_url"],
+        excerpts=excerpts, scores=scores)
