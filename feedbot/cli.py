@@ -1,17 +1,27 @@
-"""The `feedbot` command: thin click commands that parse arguments, call a service and print."""
+"""The `feedbot` command: thin click commands that parse arguments, call the App and print."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
 from feedbot import __version__
+from feedbot.app import App
+from feedbot.daemon import Daemon
+from feedbot.demo import run_demo
 from feedbot.errors import FeedbotError
+from feedbot.ops.logs import setup_logging
+from feedbot.ops.status import render_status
+from feedbot.settings.config import Config, find_config, load_config, parse_config
 
 EXIT_USAGE = 2  # bad configuration or arguments: nothing was written
 
@@ -23,18 +33,20 @@ class CliState:
     config_option: str | None
     verbosity: int
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
-    _config: Any = None
+    _config: Config | None = None
 
-    def config(self):
+    def config(self) -> Config:
         """Load and validate the configuration once, or exit 2 with the error."""
         if self._config is None:
-            from feedbot.settings.config import find_config, load_config
-
             try:
                 self._config = load_config(find_config(self.config_option, self.env), self.env)
             except FeedbotError as exc:
                 fail(str(exc), EXIT_USAGE)
         return self._config
+
+    def rules_config(self) -> Config:
+        """The configuration when --config was given, else the built-in defaults (no file, no state)."""
+        return self.config() if self.config_option else parse_config({}, None, {})
 
     @property
     def log_level(self) -> str:
@@ -50,6 +62,32 @@ def fail(message: str, code: int = 1) -> NoReturn:
     """Print one clear line to stderr and exit."""
     click.echo(f"feedbot: {message}", err=True)
     sys.exit(code)
+
+
+def _run(coroutine: Any) -> Any:
+    try:
+        return asyncio.run(coroutine)
+    except FeedbotError as exc:
+        fail(str(exc), 1)
+
+
+def with_app(state: CliState, config: Config, work: Callable[[App], Any], *, read_only: bool = False) -> Any:
+    """Open the App's state, run ``work`` (no event loop needed), close it; a FeedbotError exits 1."""
+    try:
+        with App(config, state.env, read_only=read_only) as app:
+            return work(app)
+    except FeedbotError as exc:
+        fail(str(exc), 1)
+
+
+def with_app_async(state: CliState, config: Config, work: Callable[[App], Awaitable[Any]]) -> Any:
+    """Open the App in an event loop (network work), await ``work``, close everything; a FeedbotError exits 1."""
+
+    async def session() -> Any:
+        async with App(config, state.env) as app:
+            return await work(app)
+
+    return _run(session())
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -99,54 +137,34 @@ def _toml_like(data: dict[str, Any], prefix: str = "") -> str:
 @click.pass_obj
 def status(state: CliState, as_json: bool) -> None:
     """Show sources (last result, next check), articles per topic and the outbox."""
-    from feedbot.ops.status import collect_status, render_status
-
     config = state.config()
     if not config.db_path.exists():
         fail(f"no state yet at {config.db_path}: run `feedbot once` or `feedbot run` first", 1)
-    try:
-        report = collect_status(config)
-    except FeedbotError as exc:
-        fail(str(exc), 1)
+    report = with_app(state, config, lambda app: app.status(), read_only=True)
     click.echo(json.dumps(report, ensure_ascii=False, indent=2) if as_json else render_status(report))
 
 
-def _start_logging(state: CliState, config) -> None:
-    from feedbot.ops.logs import setup_logging
-
+def _start_logging(state: CliState, config: Config) -> None:
     token = config.telegram.token.reveal() if config.telegram.token else ""
     setup_logging(state.log_level, env=state.env, secrets=[token])
-
-
-def _run_async(coroutine) -> int:
-    import asyncio
-
-    try:
-        return asyncio.run(coroutine)
-    except FeedbotError as exc:
-        fail(str(exc), 1)
 
 
 @cli.command()
 @click.pass_obj
 def run(state: CliState) -> None:
     """Run the daemon: poll on schedule, publish feeds and Telegram messages, serve the web pages."""
-    from feedbot.daemon import Daemon
-
     config = state.config()
     _start_logging(state, config)
-    sys.exit(_run_async(Daemon(config, state.env).run_forever()))
+    sys.exit(_run(Daemon(config, state.env).run_forever()))
 
 
 @cli.command()
 @click.pass_obj
 def once(state: CliState) -> None:
     """Run one full cycle (poll every source, classify, publish, drain) and exit."""
-    from feedbot.daemon import Daemon
-
     config = state.config()
     _start_logging(state, config)
-    sys.exit(_run_async(Daemon(config, state.env).run_once()))
+    sys.exit(_run(Daemon(config, state.env).run_once()))
 
 
 @cli.command()
@@ -157,13 +175,8 @@ def once(state: CliState) -> None:
 @click.pass_obj
 def demo(state: CliState, state_dir: str, port: int, duration: float | None) -> None:
     """Run the whole pipeline offline against the bundled sample site on loopback."""
-    from pathlib import Path
-
-    from feedbot.demo import run_demo
-    from feedbot.ops.logs import setup_logging
-
     setup_logging(state.log_level, env=state.env)
-    sys.exit(_run_async(run_demo(Path(state_dir).resolve(), port, state.env, duration)))
+    sys.exit(_run(run_demo(Path(state_dir).resolve(), port, state.env, duration)))
 
 
 @cli.command()
@@ -172,12 +185,6 @@ def demo(state: CliState, state_dir: str, port: int, duration: float | None) -> 
 @click.pass_obj
 def backfill(state: CliState, source_id: str, since: str) -> None:
     """Fetch a source's older posts on demand, politely."""
-    import asyncio
-    from datetime import date
-
-    from feedbot.pipeline import backfill as run_backfill
-    from feedbot.store import Store
-
     config = state.config()
     source_config = next((s for s in config.sources if s.id == source_id), None)
     if source_config is None:
@@ -198,17 +205,12 @@ def backfill(state: CliState, source_id: str, since: str) -> None:
         bars.append(click.progressbar(length=total, label="fetching", file=sys.stderr))
         bars[0].__enter__()
 
-    store = Store(config.db_path)
     try:
-        store.sync_sources((s.id, s.kind, s.url) for s in config.sources)
-        report = asyncio.run(run_backfill(config, source_config, store, first_day, on_plan=on_plan,
-                                          on_post=lambda link, error: bars[0].update(1)))
-    except FeedbotError as exc:
-        fail(str(exc), 1)
+        report = with_app_async(state, config, lambda app: app.backfill(
+            source_id, first_day, on_plan=on_plan, on_post=lambda link, error: bars[0].update(1)))
     finally:
         for bar in bars:
             bar.__exit__(None, None, None)
-        store.close()
     for error in report.errors:
         click.echo(f"feedbot: {error}", err=True)
     click.echo(f"{source_id}: {report.saved} of {report.planned} post(s) stored"
@@ -221,24 +223,12 @@ def backfill(state: CliState, source_id: str, since: str) -> None:
 @click.pass_obj
 def reclassify(state: CliState) -> None:
     """Classify every stored article again with the current rules and rebuild the feeds (no chat messages)."""
-    from feedbot.pipeline import reclassify_stored
-    from feedbot.publish.feeds import rebuild_all
-    from feedbot.store import Store
-
     config = state.config()
     if not config.db_path.exists():
         fail(f"no state yet at {config.db_path}: nothing to reclassify", 1)
-    try:
-        store = Store(config.db_path)
-        try:
-            total, changed = reclassify_stored(store, config.topics)
-            files = rebuild_all(store, config)
-        finally:
-            store.close()
-    except FeedbotError as exc:
-        fail(str(exc), 1)
+    total, changed, files = with_app(state, config, lambda app: app.reclassify())
     click.echo(f"{total} article(s) classified again, {changed} changed channel(s); "
-               f"{len(files)} feed file(s) rewritten")
+               f"{files} feed file(s) rewritten")
 
 
 @cli.command()
@@ -246,17 +236,11 @@ def reclassify(state: CliState) -> None:
 @click.pass_obj
 def classify(state: CliState, file: str | None) -> None:
     """Classify JSON-lines articles from FILE or stdin; one JSON line out per article."""
-    from feedbot.classify.evaluate import classification_record, read_articles
-    from feedbot.classify.scoring import classify as classify_article
-    from feedbot.settings.topics import load_default_topics
-    from feedbot.sources.normalize import normalize
-
-    topics = state.config().topics if state.config_option else load_default_topics()
+    app = App(state.rules_config())  # touches no state: nothing is opened
     name = file if file and file != "-" else "<stdin>"
     try:
         with click.open_file(file or "-", encoding="utf-8") as lines:
-            for entry in read_articles(lines, name):
-                record = classification_record(entry.key, classify_article(normalize(entry), topics))
+            for record in app.classify_lines(lines, name):
                 click.echo(json.dumps(record, ensure_ascii=False))
     except OSError as exc:
         fail(f"{name}: cannot read: {exc.strerror or exc}", EXIT_USAGE)
@@ -271,19 +255,11 @@ def classify(state: CliState, file: str | None) -> None:
 @click.pass_obj
 def evaluate(state: CliState, corpus: str, as_json: bool) -> None:
     """Precision, recall and F1 per topic on a labelled corpus, with the confusion."""
-    from feedbot.classify.evaluate import evaluate as run_eval
-    from feedbot.classify.evaluate import format_report, load_corpus, report_dict
-    from feedbot.settings.topics import load_default_topics
-
-    topics = state.config().topics if state.config_option else load_default_topics()
     try:
-        report = run_eval(load_corpus(corpus), topics)
+        text = App(state.rules_config()).evaluate(corpus, as_json=as_json)
     except FeedbotError as exc:
         fail(str(exc), EXIT_USAGE)
-    if as_json:
-        click.echo(json.dumps(report_dict(report), ensure_ascii=False, indent=2))
-    else:
-        click.echo(format_report(report), nl=False)
+    click.echo(text, nl=False)
 
 
 @cli.command()
@@ -293,25 +269,8 @@ def evaluate(state: CliState, corpus: str, as_json: bool) -> None:
 @click.pass_obj
 def explain(state: CliState, target: str, article_id: str | None, as_json: bool) -> None:
     """Show each topic's score, evidence and excerpt for one article (URL or file)."""
-    from feedbot.classify.evaluate import entry_from_file, entry_from_url, explanation_dict, format_explanation
-    from feedbot.classify.scoring import explain as explain_article
-    from feedbot.settings.topics import load_default_topics
-    from feedbot.sources.normalize import normalize
-
-    topics = state.config().topics if state.config_option else load_default_topics()
-    try:
-        if target.startswith(("http://", "https://")):
-            entry = _run_async(entry_from_url(target, state.config().fetch if state.config_option else None))
-        else:
-            entry = entry_from_file(target, article_id)
-    except FeedbotError as exc:
-        fail(str(exc), 1)
-    article = normalize(entry)
-    scores = explain_article(article, topics)
-    if as_json:
-        click.echo(json.dumps(explanation_dict(article, scores), ensure_ascii=False, indent=2))
-    else:
-        click.echo(format_explanation(article, scores), nl=False)
+    text = with_app_async(state, state.rules_config(), lambda app: app.explain(target, article_id, as_json=as_json))
+    click.echo(text, nl=False)
 
 
 def main() -> None:

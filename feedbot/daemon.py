@@ -15,17 +15,14 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from feedbot.app import App
 from feedbot.clock import utcnow
 from feedbot.errors import PublishError, PublisherUnauthorized, StateError
 from feedbot.ops.metrics import Metrics
 from feedbot.ops.notify import Notifier
-from feedbot.outbox import CONSOLE, targets_for
-from feedbot.pipeline import PollReport, poll_source, record_failure
-from feedbot.publish import feeds
-from feedbot.settings.config import Config, SourceConfig
-from feedbot.sources import make_source
-from feedbot.sources.http import Fetcher
-from feedbot.store import Store
+from feedbot.pipeline import PollReport
+from feedbot.settings.config import Config
+from feedbot.web.server import WebServer, create_app, start_web
 
 log = logging.getLogger("feedbot")
 
@@ -66,15 +63,10 @@ class Daemon:
         self.first_polls_done = asyncio.Event()
         self._awaiting_first_poll: set[str] = set()
         self.totals = CycleTotals()
-        self.store: Store | None = None
-        self.fetcher: Fetcher | None = None
-        self.publisher: Any = None  # TelegramPublisher or ConsolePublisher: start, drain, run_commands, close
-        self.web: Any = None
-        self.metrics: Metrics | None = None
+        self.app = App(config, env)
+        self.metrics: Metrics | None = None  # built in open(), over the App's store
+        self.web: WebServer | None = None
         self.scheduler: AsyncIOScheduler | None = None
-        self.sources: dict[str, Any] = {}
-        self.source_configs: dict[str, SourceConfig] = {s.id: s for s in config.sources}
-        self.targets = targets_for(config)
         self.last_heartbeat = time.monotonic()
         # A poll that hangs past this is cut off, so it cannot hold up the next ones.
         self.poll_deadline = max(config.fetch.deadline * 3, 60.0)
@@ -84,67 +76,34 @@ class Daemon:
 
     # ---- building and closing ------------------------------------------------------------------
 
-    async def open(self, *, web: bool = True) -> None:
-        """Build the long-lived resources: database, HTTP client, sources, publisher, web server."""
-        self.store = Store(self.config.db_path)
-        self.store.sync_sources((s.id, s.kind, s.url) for s in self.config.sources)
-        self.fetcher = Fetcher(self.config.fetch)
-        self.sources = {s.id: make_source(s, self.fetcher) for s in self.config.sources}
-        self.metrics = Metrics(self.store)
-        self.publisher = self._build_publisher()
-        if web and self.config.web.enabled:
-            from feedbot.web.server import create_app, start_web
+    @property
+    def store(self):
+        """The App's state database."""
+        return self.app.store
 
+    async def open(self, *, web: bool = True) -> None:
+        """Open the database and start the web server (the App builds the rest on first use)."""
+        # Open and migrate now: a bad state dir fails at start, not mid-run.
+        self.metrics = Metrics(self.app.store)
+        if web and self.config.web.enabled:
             app = create_app(self.config, self.store, metrics=lambda: self.metrics.render().decode(),
                              health=self.health)
             self.web = await start_web(app, self.config.web.host, self.config.web.port)
             log.info("web server on http://%s:%d/ (public URL %s)", self.config.web.host, self.web.port,
                      self.config.web.base_url)
 
-    def _build_publisher(self) -> Any:
-        if not any(self.targets.values()):
-            log.info("no topic has a Telegram chat configured: publishing feeds only")
-            return None
-        if self.config.telegram.token is not None:
-            from feedbot.publish.telegram import TelegramPublisher
-
-            dropped = self.store.drop_pending_of_kind(CONSOLE, reason="console output replaced by Telegram")
-            if dropped:
-                log.info("dropped %d console message(s) queued before the Telegram token was set", dropped)
-
-            return TelegramPublisher(self.config, self.store)
-        from feedbot.publish.console import ConsolePublisher
-
-        log.info("no Telegram token (FEEDBOT_TELEGRAM_TOKEN): messages are printed to the console instead")
-        return ConsolePublisher(self.config, self.store)
-
     async def close(self) -> None:
-        """Release everything, database last."""
+        """Release everything: web server, then the App's resources (database last)."""
         if self.web is not None:
             await self.web.close()
-        if self.publisher is not None:
-            await self.publisher.close()
-        if self.fetcher is not None:
-            await self.fetcher.aclose()
-        if self.store is not None:
-            self.store.close()
+        await self.app.close()
         self.notifier.close()
 
     # ---- the work ------------------------------------------------------------------------------
 
     async def poll(self, source_id: str) -> PollReport:
         """Poll one source within its deadline, so a hung poll cannot block the next ones."""
-        config = self.source_configs[source_id]
-        deadline = self.poll_deadline
-        try:
-            async with asyncio.timeout(deadline):
-                report = await poll_source(self.sources[source_id], config, self.store, self.config.topics,
-                                           self.targets)
-        except TimeoutError:
-            report = _record_hung_poll(self.store, config, deadline)
-        except StateError as exc:  # disk full, database locked too long: nothing stored, the next poll retries
-            log.error("%s: poll not stored: %s", source_id, exc)
-            report = PollReport(source_id, "failed", error=str(exc))
+        report = await self.app.poll(source_id, deadline=self.poll_deadline)
         self._account(report)
         return report
 
@@ -175,7 +134,7 @@ class Daemon:
             token = self.store.last_change()
             if token == self._feeds_token and not force:
                 return 0
-            changed = feeds.rebuild_all(self.store, self.config)
+            changed = self.app.rebuild_feeds()
         except (PublishError, StateError) as exc:  # e.g. the disk is full: keep the old feeds, retry later
             log.error("feeds not rebuilt: %s", exc)
             return 0
@@ -186,23 +145,22 @@ class Daemon:
 
     async def drain(self, budget: float | None = None) -> None:
         """Send what is due; a rejected token stops the publisher, the feeds go on."""
-        if self.publisher is None:
-            return
-        name = self.publisher.outbox.name
         try:
-            stats = await self.publisher.drain(self.stop_event, budget_seconds=budget)
+            if self.app.publisher is None:
+                return
+            name = self.app.publisher.outbox.name
+            stats = await self.app.drain(self.stop_event, budget)
         except PublisherUnauthorized as exc:
-            log.error("%s publisher stopped: %s", name, exc)
-            await self.publisher.close()
-            self.publisher = None
+            log.error("chat publisher stopped: %s", exc)
+            await self.app.stop_publisher()
             return
         except PublishError as exc:  # e.g. the Bot API unreachable at start: try again next round
-            log.warning("%s: %s", name, exc)
+            log.warning("chat publisher: %s", exc)
             return
         except StateError as exc:
-            log.error("%s: outbox unavailable: %s", name, exc)
+            log.error("outbox unavailable: %s", exc)
             return
-        if self.metrics is not None:
+        if self.metrics is not None and stats is not None:
             for outcome in ("sent", "edited", "failed", "dropped", "retried"):
                 value = getattr(stats, outcome, 0)
                 if value:
@@ -214,7 +172,7 @@ class Daemon:
     def pending(self) -> int | str:
         """Messages waiting in the outbox ("?" while the database cannot be read)."""
         try:
-            return sum(c.count for c in self.store.delivery_counts() if c.status in ("pending", "sending"))
+            return self.app.pending()
         except StateError:
             return "?"
 
@@ -244,7 +202,7 @@ class Daemon:
         """Poll every source, publish feeds, drain what the limits allow; exit 1 only when nothing could run."""
         try:
             await self.open(web=False)
-            reports = await asyncio.gather(*(self.poll(sid) for sid in self.sources))
+            reports = await asyncio.gather(*(self.poll(sid) for sid in self.app.source_configs))
             self.rebuild_feeds(force=True)
             await self.drain(budget=ONCE_DRAIN_BUDGET)
             failed = [r for r in reports if r.result == "failed"]
@@ -268,10 +226,10 @@ class Daemon:
             self._tasks.append(asyncio.create_task(self._feeds_loop(), name="feeds"))
             if self.notifier.watchdog_interval:
                 self._tasks.append(asyncio.create_task(self._watchdog_loop(), name="watchdog"))
-            if self.config.telegram.token is not None and self.config.telegram.commands and self.publisher:
+            if self.config.telegram.token is not None and self.config.telegram.commands and self.app.publisher:
                 self._tasks.append(asyncio.create_task(self._commands_loop(), name="bot-commands"))
             self.notifier.ready(self.status_line())
-            log.info("feedbot running: %d source(s), %d topic(s); SIGTERM to stop", len(self.sources),
+            log.info("feedbot running: %d source(s), %d topic(s); SIGTERM to stop", len(self.app.source_configs),
                      len(self.config.topics))
             await self.stop_event.wait()
             await self._shutdown()
@@ -291,7 +249,7 @@ class Daemon:
     def _start_scheduler(self) -> None:
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         now = utcnow()
-        for sid, config in self.source_configs.items():
+        for sid, config in self.app.source_configs.items():
             state = self.store.source_state(sid)
             first = now
             if state and state.next_check_at and state.next_check_at > now:
@@ -358,7 +316,7 @@ class Daemon:
 
     async def _commands_loop(self) -> None:
         try:
-            await self.publisher.run_commands(self.stop_event)
+            await self.app.publisher.run_commands(self.stop_event)
         except PublishError as exc:
             log.error("bot commands stopped: %s", exc)
 
@@ -387,9 +345,3 @@ async def _first_of(*events: asyncio.Event) -> None:
     finally:
         for waiter in waiters:
             waiter.cancel()
-
-
-def _record_hung_poll(store: Store, config: SourceConfig, deadline: float) -> PollReport:
-    state = store.source_state(config.id)
-    return record_failure(store, config, f"poll did not finish within {deadline:.0f}s and was cut off",
-                          state.failures if state else 0, utcnow())

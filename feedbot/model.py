@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
+from urllib.parse import urlsplit
 
 DeliveryStatus = Literal["pending", "sending", "sent", "failed", "dropped"]
 
@@ -114,6 +115,19 @@ class StoredArticle:
     excerpts: dict[str, str] = field(default_factory=dict)  # topic -> excerpt
     scores: dict[str, float] = field(default_factory=dict)
 
+    # Two links with two jobs, chosen here once: a feed entry links where feedbot read the article (the
+    # page it keeps polling); a message's 原文链接 goes to the outlet's own page when the post names one.
+
+    @property
+    def read_url(self) -> str | None:
+        """The page feedbot read the article from (the feed entry's link); only http(s) leaves the building."""
+        return next((u for u in (self.url, self.origin_url, self.key) if _is_web_url(u)), None)
+
+    @property
+    def original_url(self) -> str | None:
+        """The outlet's own page when known, else the page feedbot read (a message's 原文链接)."""
+        return next((u for u in (self.origin_url, self.url) if _is_web_url(u)), None)
+
 
 @dataclass(frozen=True)
 class Delivery:
@@ -203,3 +217,11 @@ class PageState:
     last_modified: str | None = None
     content_hash: str | None = None
     fetched_at: datetime | None = None
+
+
+ALL_CHANNEL = "all"  # the channel of every article; no topic may take this id
+
+
+def _is_web_url(url: str | None) -> bool:
+    parts = urlsplit(url) if url else None
+    return bool(parts and parts.scheme in ("http", "https") and parts.netloc)

@@ -7,17 +7,15 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from feedbot.classify.scoring import classify
 from feedbot.clock import utcnow
 from feedbot.errors import FeedbotError, FetchError, StateError
 from feedbot.model import Entry
-from feedbot.settings.config import Config, SourceConfig
+from feedbot.settings.config import SourceConfig
 from feedbot.settings.topics import TopicRules
 from feedbot.sources import Source
-from feedbot.sources.http import Fetcher
-from feedbot.sources.jekyll import BackfillReport, JekyllSource, PostLink
 from feedbot.sources.normalize import normalize
 from feedbot.sources.schedule import next_check_failed, next_check_ok
 from feedbot.store import Store
@@ -110,21 +108,22 @@ def record_failure(store: Store, config: SourceConfig, error: str, failures: int
     return report
 
 
-async def backfill(config: Config, source_config: SourceConfig, store: Store, since: date, *,
-                   on_plan: Callable[[int], None] | None = None,
-                   on_post: Callable[[PostLink, str | None], None] | None = None) -> BackfillReport:
-    """Fetch a Jekyll source's older posts since a day, politely, into the store and the feeds.
+async def backfill(source: Any, config: SourceConfig, store: Store, topics: Mapping[str, TopicRules], since: date,
+                   *, on_plan: Callable[[int], None] | None = None,
+                   on_post: Callable[[Any, str | None], None] | None = None) -> Any:
+    """Fetch a source's older posts since a day, politely, into the store and the feeds.
 
-    Old posts get no chat deliveries: a channel must not receive a burst of old messages.
+    Only sources with a full index (Jekyll category pages) can do this. Old posts get no chat
+    deliveries: a channel must not receive a burst of old messages.
     """
-    def save(entry) -> str:
-        article = normalize(entry)
-        return store.save_article(article, classify(article, config.topics), {}).status
+    if not hasattr(source, "backfill"):
+        raise FeedbotError(f"source {config.id!r} ({config.kind}) holds only its current entries: no backfill")
 
-    async with Fetcher(config.fetch) as fetcher:
-        source = JekyllSource(source_config, fetcher)
-        return await source.backfill(since, store.known_keys(source_config.id), save, on_plan=on_plan,
-                                     on_post=on_post)
+    def save(entry: Entry) -> str:
+        article = normalize(entry)
+        return store.save_article(article, classify(article, topics), {}).status
+
+    return await source.backfill(since, store.known_keys(config.id), save, on_plan=on_plan, on_post=on_post)
 
 
 def reclassify_stored(store: Store, topics: Mapping[str, TopicRules]) -> tuple[int, int]:

@@ -16,9 +16,7 @@ from lxml import etree
 from feedbot.classify.scoring import TopicScore, classify_html
 from feedbot.errors import FeedbotError
 from feedbot.model import Article, Classification, Entry, TopicMatch
-from feedbot.settings.config import FetchConfig
 from feedbot.settings.topics import TopicRules
-from feedbot.sources.http import Fetcher
 
 
 class CorpusError(FeedbotError):
@@ -241,18 +239,6 @@ def entry_from_file(path: str | Path, article_id: str | None = None) -> Entry:
         if article_id is None or entry.key == article_id:
             return entry
     raise CorpusError(f"{path}: no article with id {article_id!r}" if article_id else f"{path}: no articles")
-
-
-async def entry_from_url(url: str, fetch_config: FetchConfig | None = None) -> Entry:
-    """One article from a URL: a post of the Jekyll site, else the <h1> and <p> of any page."""
-    from feedbot.sources.jekyll import parse_post
-
-    async with Fetcher(fetch_config) as fetcher:
-        page = await fetcher.get(url)
-    try:
-        return parse_post(page.text, page.final_url, "explain")
-    except FeedbotError:
-        return entry_from_html(page.text, page.final_url)
 
 
 def entry_from_html(page: str, url: str) -> Entry:

@@ -9,14 +9,16 @@ import tomllib
 import zlib
 from collections import Counter
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from importlib import resources
 from typing import Any
 
 from aiohttp import web
 
-CST = timezone(timedelta(hours=8), "CST")
+from feedbot.clock import SHANGHAI
+
+CST = SHANGHAI  # the site prints Asia/Shanghai times
 DEFAULT_CATEGORY = "zhongguohuanjingbao"
 FEED_SIZE = 10  # jekyll-feed's default: the newest 10 posts of the whole site
 

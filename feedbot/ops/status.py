@@ -4,41 +4,35 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
+from feedbot.clock import SHANGHAI
 from feedbot.settings.config import Config
 from feedbot.store import Store
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def _when(moment: datetime | None) -> str | None:
     return moment.astimezone(SHANGHAI).isoformat(timespec="seconds") if moment else None
 
 
-def collect_status(config: Config) -> dict[str, Any]:
+def collect_status(store: Store, config: Config) -> dict[str, Any]:
     """Sources, article counts per topic and delivery counts per target, from the database."""
-    store = Store(config.db_path, migrate=False)
-    try:
-        sources = [
-            {
-                "id": s.id, "kind": s.kind, "url": s.url,
-                "last_checked_at": _when(s.last_checked_at), "last_ok_at": _when(s.last_ok_at),
-                "next_check_at": _when(s.next_check_at), "failures": s.failures, "last_error": s.last_error,
-                "result": "never polled" if s.last_checked_at is None else ("ok" if s.failures == 0 else "failing"),
-            }
-            for s in store.source_states()
-        ]
-        counts = store.article_counts()
-        deliveries: dict[str, dict[str, Any]] = {}
-        for row in store.delivery_counts():
-            entry = deliveries.setdefault(str(row.target), {"topic": row.topic, "by_status": {}})
-            entry["by_status"][row.status] = entry["by_status"].get(row.status, 0) + row.count
-        targets = {str(t.target): {"state": t.status, "last_error": t.last_error,
-                                   "retry_at": t.retry_at.isoformat() if t.retry_at else None}
-                   for t in store.target_states()}
-    finally:
-        store.close()
+    sources = [
+        {
+            "id": s.id, "kind": s.kind, "url": s.url,
+            "last_checked_at": _when(s.last_checked_at), "last_ok_at": _when(s.last_ok_at),
+            "next_check_at": _when(s.next_check_at), "failures": s.failures, "last_error": s.last_error,
+            "result": "never polled" if s.last_checked_at is None else ("ok" if s.failures == 0 else "failing"),
+        }
+        for s in store.source_states()
+    ]
+    counts = store.article_counts()
+    deliveries: dict[str, dict[str, Any]] = {}
+    for row in store.delivery_counts():
+        entry = deliveries.setdefault(str(row.target), {"topic": row.topic, "by_status": {}})
+        entry["by_status"][row.status] = entry["by_status"].get(row.status, 0) + row.count
+    targets = {str(t.target): {"state": t.status, "last_error": t.last_error,
+                               "retry_at": t.retry_at.isoformat() if t.retry_at else None}
+               for t in store.target_states()}
     topics = [
         {"id": tid, "name": t.name, "articles": counts.get(tid, 0), "telegram_chat": config.chats.get(tid)}
         for tid, t in config.topics.items()

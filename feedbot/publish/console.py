@@ -8,6 +8,7 @@ from typing import TextIO
 
 from feedbot.model import StoredArticle, Target
 from feedbot.outbox import CONSOLE, DrainStats, Outbox, Pacing, Sent
+from feedbot.publish.channels import channels
 from feedbot.publish.format import format_article
 from feedbot.settings.config import Config
 from feedbot.store import Store
@@ -22,11 +23,11 @@ class ConsoleSender:
         self.config = config
         self.stream = stream
         self.outlets = {s.id: s.outlet for s in config.sources if s.outlet}
+        self.channels = {c.id: c for c in channels(config.topics, config.chats)}
         self.count = 0
 
     def _block(self, header: str, article: StoredArticle, topic: str) -> str:
-        rules = self.config.topics.get(topic)
-        hashtag = (rules.hashtag or rules.name) if rules else topic
+        hashtag = self.channels[topic].hashtag if topic in self.channels else topic
         message = format_article(article, topic, hashtag, outlet=self.outlets.get(article.source_id))
         return f"{RULE}\n{header}\n{message.plain}\n"
 

@@ -9,7 +9,7 @@ import re
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,15 +19,12 @@ import nh3
 from feedgen.feed import FeedGenerator
 
 from feedbot import PROJECT_URL, __version__
-from feedbot.errors import ConfigError, PublishError
+from feedbot.clock import SHANGHAI
+from feedbot.errors import PublishError
 from feedbot.model import StoredArticle
+from feedbot.publish.channels import ALL, SITE_NAME, Channel, TopicLike, channel, channels, feed_url
 from feedbot.sources.normalize import sanitize_html
 
-# Asia/Shanghai has kept +08:00 without DST since 1991; a fixed offset needs no tzdata on the host.
-SHANGHAI = timezone(timedelta(hours=8), "CST")
-ALL = "all"
-ALL_NAME = "全部频道"
-SITE_NAME = "feedbot"
 FORMATS = {"xml": "rss", "atom": "atom", "json": "json"}  # file extension → format
 XSL_NAME = "feed.xsl"
 # An empty feed still needs a fixed `updated`, or every rebuild would differ by the clock.
@@ -37,64 +34,6 @@ SUMMARY_FALLBACK_CHARS = 200
 # XML 1.0 forbids most C0 controls; one stray byte in a source would make lxml refuse the whole feed.
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _SPACE = re.compile(r"\s+")
-
-
-class TopicLike(Protocol):
-    """What a feed needs of a topic (feedbot.settings.topics.TopicRules has it)."""
-
-    id: str
-    name: str
-    description: str
-
-
-@dataclass(frozen=True)
-class Channel:
-    """One published channel: a topic, or "all"."""
-
-    id: str
-    name: str
-    description: str
-    chat: str | None = None  # Telegram chat (e.g. "@my_carbon_market")
-
-    @property
-    def title(self) -> str:
-        """The feed title readers show."""
-        return f"{self.name} · {SITE_NAME}"
-
-    @property
-    def telegram_url(self) -> str | None:
-        """https://t.me/<name> for a public @channel; None for a numeric chat id."""
-        if self.chat and self.chat.startswith("@"):
-            return f"https://t.me/{self.chat[1:]}"
-        return None
-
-
-def channels(topics: Mapping[str, TopicLike], chats: Mapping[str, str] | None = None) -> list[Channel]:
-    """Every configured topic as a channel, then "all"."""
-    chats = chats or {}
-    if ALL in topics:
-        raise ConfigError(
-            f'topics.{ALL}: "{ALL}" is the name of the channel of every article; rename the topic'
-        )
-    out = [Channel(tid, t.name, t.description or t.name, chats.get(tid)) for tid, t in topics.items()]
-    names = "、".join(t.name for t in topics.values())
-    out.append(Channel(ALL, ALL_NAME, f"所有频道的文章合集：{names}。"))
-    return out
-
-
-def channel(
-    topic_id: str, topics: Mapping[str, TopicLike], chats: Mapping[str, str] | None = None
-) -> Channel:
-    """The channel of one topic id (or "all"); KeyError for an unknown id."""
-    for item in channels(topics, chats):
-        if item.id == topic_id:
-            return item
-    raise KeyError(topic_id)
-
-
-def feed_url(base_url: str, topic_id: str, ext: str) -> str:
-    """The public URL of one feed file."""
-    return f"{base_url.rstrip('/')}/feeds/{topic_id}.{ext}"
 
 
 def entry_id(base_url: str, channel_id: str, article: StoredArticle) -> str:
@@ -164,11 +103,8 @@ def author_of(article: StoredArticle) -> str:
 
 
 def link_of(article: StoredArticle) -> str | None:
-    """The original article (only http(s) links leave the building)."""
-    for url in (article.url, article.origin_url, article.key):
-        if url and urlsplit(url).scheme in ("http", "https"):
-            return url
-    return None
+    """The feed entry's link: where feedbot read the article (see StoredArticle.read_url)."""
+    return article.read_url
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,10 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
+from feedbot.clock import SHANGHAI
 from feedbot.model import StoredArticle
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 TELEGRAM_LIMIT = 4096  # characters after entity parsing, counted in UTF-16 code units
 TITLE_LIMIT = 300  # a title longer than this is an extraction error; don't let it eat the message
 SENTENCE_ENDS = "。！？!?…"
@@ -94,13 +92,6 @@ def trim_excerpt(text: str, limit: int) -> str:
     return cut_units(text, limit - 1).rstrip() + ELLIPSIS
 
 
-def _link(article: StoredArticle) -> str | None:
-    for url in (article.origin_url, article.url):
-        if url and urlsplit(url).scheme in ("http", "https") and urlsplit(url).netloc:
-            return url
-    return None
-
-
 def _meta_line(article: StoredArticle, outlet: str | None) -> str:
     parts = []
     if article.outlet or outlet:
@@ -130,7 +121,7 @@ def format_article(
     """The message for one article in one channel, at most ``limit`` UTF-16 units after entity parsing."""
     title = trim_excerpt(" ".join(article.title.split()), TITLE_LIMIT) or "(无标题)"
     meta = _meta_line(article, outlet)
-    link = _link(article)
+    link = article.original_url
     tag = make_hashtag(hashtag)
     excerpt = _excerpt_source(article, topic)
 

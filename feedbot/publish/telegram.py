@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import logging
 import warnings
 from datetime import timedelta
 from typing import Any
 
-from telegram import Bot, BotCommand, LinkPreviewOptions, Update
+from telegram import Bot, LinkPreviewOptions
 from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
@@ -33,26 +32,20 @@ from feedbot.errors import (
     TransientPublishError,
 )
 from feedbot.model import StoredArticle, Target
-from feedbot.ops.logs import redact
 from feedbot.outbox import TELEGRAM, DrainStats, Outbox, Pacing, Sent
-from feedbot.publish.format import SHANGHAI, TELEGRAM_LIMIT, Message, format_article
+from feedbot.publish.channels import channels
+from feedbot.publish.commands import POLL_TIMEOUT, CommandBot
+from feedbot.publish.format import TELEGRAM_LIMIT, Message, format_article
 from feedbot.settings.config import Config
+from feedbot.settings.secrets import redact
 from feedbot.store import Store
 
 log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT = 20.0
-POLL_TIMEOUT = 30  # seconds a getUpdates long poll waits on the server
-SHORTER_LIMITS = (3000, 2000, 1000)  # when Telegram still says "message is too long"
-LATEST_COUNT = 5
 # Loggers that would print Bot API URLs (token inside) at DEBUG/INFO.
 URL_LOGGERS = ("httpx", "httpcore", "telegram")
-COMMANDS = (
-    ("start", "关于本机器人"),
-    ("help", "用法"),
-    ("topics", "频道列表与订阅链接"),
-    ("latest", "某个频道的最新 5 篇：/latest <频道>"),
-)
+SHORTER_LIMITS = (3000, 2000, 1000)  # when Telegram still says "message is too long"
 
 
 class _TokenFilter(logging.Filter):
@@ -131,10 +124,10 @@ class TelegramSender:
         self.token = config.telegram.token.reveal() if config.telegram.token else ""
         self.outlets = {s.id: s.outlet for s in config.sources if s.outlet}
         self.preview = LinkPreviewOptions(is_disabled=not config.telegram.link_preview)
+        self.channels = {c.id: c for c in channels(config.topics, config.chats)}
 
     def _format(self, article: StoredArticle, topic: str, limit: int = TELEGRAM_LIMIT) -> Message:
-        rules = self.config.topics.get(topic)
-        hashtag = (rules.hashtag or rules.name) if rules else topic
+        hashtag = self.channels[topic].hashtag if topic in self.channels else topic
         return format_article(
             article, topic, hashtag, outlet=self.outlets.get(article.source_id), limit=limit
         )
@@ -244,6 +237,8 @@ class TelegramPublisher:
         self.bot = bot or build_bot(config)
         self.sender = TelegramSender(self.bot, config)
         self.outbox = Outbox.for_kind(config, store, self.sender, TELEGRAM, pacing=pacing)
+        self.commands = CommandBot(self.bot, store, channels(config.topics, config.chats), config.web.base_url,
+                                   clean=self.sender._clean)
         self._started = False
 
     async def start(self) -> str:
@@ -279,115 +274,8 @@ class TelegramPublisher:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    # ---- private-chat commands ------------------------------------------------------------------
-
     async def run_commands(self, stop: asyncio.Event, *, poll_timeout: int = POLL_TIMEOUT) -> None:
-        """Answer /start, /help, /topics, /latest in private chats (long polling) until ``stop`` is set."""
+        """Answer private-chat commands until ``stop`` is set (see publish/commands.py)."""
         if not self._started:
             await self.start()
-        with contextlib.suppress(TelegramError):
-            await self.bot.delete_webhook()  # getUpdates answers 409 while a webhook is set
-            await self.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])
-        offset: int | None = None
-        failures = 0
-        while not stop.is_set():
-            poll = asyncio.create_task(
-                self.bot.get_updates(offset=offset, timeout=poll_timeout, allowed_updates=["message"])
-            )
-            stopper = asyncio.create_task(stop.wait())
-            done, _ = await asyncio.wait({poll, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            stopper.cancel()
-            if poll not in done:
-                poll.cancel()
-                with contextlib.suppress(BaseException):
-                    await poll
-                break
-            try:
-                updates = poll.result()
-            except InvalidToken:
-                raise TelegramUnauthorized("Telegram rejected the bot token (401 Unauthorized)") from None
-            except TelegramError as exc:
-                failures += 1
-                log.warning("telegram: polling for commands failed: %s", self.sender._clean(str(exc)))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), min(60.0, 2.0**failures))
-                continue
-            failures = 0
-            for update in updates:
-                offset = update.update_id + 1
-                try:
-                    await self.answer(update)
-                except TelegramError as exc:
-                    log.warning("telegram: could not answer a command: %s", self.sender._clean(str(exc)))
-        if offset is not None:  # confirm what was answered, so a restart doesn't answer it again
-            with contextlib.suppress(TelegramError):
-                await self.bot.get_updates(offset=offset, timeout=0)
-
-    async def answer(self, update: Update) -> bool:
-        """Reply to one command in a private chat; other updates are ignored. True when it replied."""
-        message = update.message
-        if message is None or message.chat.type != "private" or not message.text:
-            return False
-        words = message.text.split()
-        if not words[0].startswith("/"):
-            return False
-        command = words[0][1:].split("@")[0].lower()
-        reply = self.command_reply(command, words[1:])
-        await self.bot.send_message(
-            chat_id=message.chat.id,
-            text=reply,
-            parse_mode=ParseMode.HTML,
-            link_preview_options=LinkPreviewOptions(is_disabled=True),
-        )
-        return True
-
-    def command_reply(self, command: str, args: list[str]) -> str:
-        """The HTML answer to one command."""
-        esc = html.escape
-        if command == "topics":
-            lines = ["<b>频道</b>"]
-            for tid, rules in self.config.topics.items():
-                feed = f"{self.config.web.base_url}/feeds/{tid}.atom"
-                chat = self.config.chats.get(tid)
-                parts = [f"<b>{esc(rules.name)}</b> (<code>{esc(tid)}</code>)"]
-                if chat and chat.startswith("@"):
-                    parts.append(f'Telegram: <a href="https://t.me/{esc(chat[1:])}">{esc(chat)}</a>')
-                parts.append(f'Atom: <a href="{esc(feed)}">{esc(feed)}</a>')
-                lines.append("\n".join(parts))
-            return "\n\n".join(lines)
-        if command == "latest":
-            return self._latest(args)
-        names = ", ".join(f"<code>{esc(t)}</code>" for t in self.config.topics)
-        intro = "本机器人把中国气候政策新闻按频道整理，发到 Telegram 频道和 RSS/Atom 订阅源。\n\n"
-        return (
-            (intro if command == "start" else "")
-            + "/topics — 频道列表与订阅链接\n/latest &lt;频道&gt; — 该频道最新 5 篇\n\n频道："
-            + names
-        )
-
-    def _latest(self, args: list[str]) -> str:
-        esc = html.escape
-        wanted = (args[0] if args else "").lstrip("#").lower()
-        topic = next(
-            (
-                tid
-                for tid, r in self.config.topics.items()
-                if wanted in (tid.lower(), r.name.lower(), r.hashtag.lstrip("#").lower())
-            ),
-            None,
-        )
-        if topic is None:
-            names = ", ".join(f"<code>{esc(t)}</code>" for t in self.config.topics)
-            return f"用法：/latest &lt;频道&gt;，频道：{names}"
-        articles = self.store.articles(topic, limit=LATEST_COUNT)
-        name = self.config.topics[topic].name
-        if not articles:
-            return f"<b>{esc(name)}</b>：还没有文章。"
-        lines = [f"<b>{esc(name)}</b> 最新 {len(articles)} 篇："]
-        for number, article in enumerate(articles, 1):
-            moment = article.published_at or article.first_seen_at
-            when = moment.astimezone(SHANGHAI).strftime("%m-%d") if moment else ""
-            title = esc(article.title, quote=False)
-            link = f'<a href="{esc(article.url, quote=True)}">{title}</a>' if article.url else title
-            lines.append(f"{number}. {link} {when}".rstrip())
-        return "\n".join(lines)
+        await self.commands.run(stop, poll_timeout=poll_timeout)

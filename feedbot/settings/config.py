@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from feedbot.errors import ConfigError, RulesError
+from feedbot.model import ALL_CHANNEL
 from feedbot.settings import topics as rules
 from feedbot.settings.topics import TopicRules
 
@@ -359,8 +360,8 @@ def _parse_topics(table: Any, where: _Where) -> tuple[dict[str, TopicRules], dic
     user_rules: dict[str, dict] = {}
     for tid, body in table.items():
         key = f"topics.{tid}"
-        if tid == "all":
-            raise where.error(key, 'the topic id "all" is reserved (it names the feed of every topic)')
+        if tid == ALL_CHANNEL:
+            raise where.error(key, f'the topic id "{ALL_CHANNEL}" is reserved (it names the feed of every topic)')
         _expect(body, dict, key, where, "a table")
         body = dict(body)
         if "telegram_chat" in body:

@@ -13,6 +13,7 @@ from importlib import resources
 from typing import Any
 
 from feedbot.errors import RulesError
+from feedbot.model import ALL_CHANNEL
 
 DEFAULTS_WHERE = "feedbot/data/topics.toml"
 TOPIC_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -224,8 +225,8 @@ def _build_topic(topic_id: str, table: Mapping[str, Any], base: TopicRules | Non
     if not isinstance(topic_id, str) or not TOPIC_ID.match(topic_id):
         raise RulesError(f"{where}: {path}: a topic id is lower-case letters, digits and '-', "
                          f"got {_show(topic_id)}")
-    if topic_id == "all":
-        raise RulesError(f'{where}: {path}: the topic id "all" is reserved (the feed of every topic)')
+    if topic_id == ALL_CHANNEL:
+        raise RulesError(f'{where}: {path}: the topic id "{ALL_CHANNEL}" is reserved (the feed of every topic)')
     table = {key: value for key, value in table.items() if key not in CONFIG_ONLY_KEYS}
     _check_keys(table, TOPIC_KEYS, where, path)
     if base is None:

@@ -15,6 +15,7 @@ from urllib.parse import urljoin, urlsplit
 import lxml.html
 from lxml import etree
 
+from feedbot.clock import SHANGHAI
 from feedbot.errors import FetchError, ParseError
 from feedbot.model import Entry, SourceState
 from feedbot.settings.config import SourceConfig
@@ -23,7 +24,7 @@ from feedbot.sources.http import Fetcher, FetchResult
 
 log = logging.getLogger(__name__)
 
-CST = timezone(timedelta(hours=8), "CST")
+CST = SHANGHAI  # the site writes Asia/Shanghai times
 # <li><a href="/zhongguohuanjingbao/2022/03/28/NW202203282324189380.html">title</a></li>
 _POST_LINK = re.compile(r'<li>\s*<a\s[^>]*?href="([^"]*?/\d{4}/\d{2}/\d{2}/[^"/]+\.html)"[^>]*>(.*?)</a>', re.S | re.I)
 _TAG = re.compile(r"<[^>]+>")

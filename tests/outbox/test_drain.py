@@ -187,7 +187,7 @@ async def test_backlog_guard_on_first_start_keeps_the_newest_and_says_why(tmp_pa
         assert {d.last_error for d in dropped} == {
             "backlog: older than the newest 5 on first start of telegram:@carbon_market_test"
         }
-        report = collect_status(config)["deliveries"]["telegram:@carbon_market_test"]
+        report = collect_status(store, config)["deliveries"]["telegram:@carbon_market_test"]
         assert report["by_status"] == {"dropped": 7, "sent": 5}
 
         # Running normally: a burst of 8 new articles all go out.

@@ -317,7 +317,7 @@ async def test_403_blocks_the_target_keeps_items_pending_and_recovers(api, store
         assert api.counts["403"] == 1  # one probe, not one per message
         pending = store.deliveries(target="telegram:@climate_finance_test", statuses=("pending",))
         assert len(pending) == 3
-        report = collect_status(config)
+        report = collect_status(store, config)
         blocked = report["deliveries"]["telegram:@climate_finance_test"]
         assert blocked["state"] == "blocked" and "bot is not a member" in blocked["last_error"]
         assert [str(t) for t in (await pub.drain()).blocked] == [
@@ -359,7 +359,7 @@ async def test_401_mid_drain_marks_targets_unauthorized(api, store, tmp_path):
     finally:
         await pub.close()
     assert store.deliveries(statuses=("pending",))[0].article_id == 1
-    report = collect_status(config)
+    report = collect_status(store, config)
     assert report["deliveries"]["telegram:@carbon_market_test"]["state"] == "unauthorized"
 
 

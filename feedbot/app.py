@@ -1,0 +1,218 @@
+"""The composition root: every long-lived resource built once from a Config, and the operations on them.
+
+The CLI and the daemon both go through ``App``: ``async with App(config, env) as app: ...``. Resources
+are built on first use, so a command that needs no database (``classify``) opens none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import date
+from typing import Any
+
+from feedbot.classify import evaluate
+from feedbot.classify.scoring import classify, explain
+from feedbot.clock import utcnow
+from feedbot.errors import FeedbotError, StateError
+from feedbot.model import Classification, Entry, Target
+from feedbot.ops.status import collect_status
+from feedbot.outbox import CONSOLE, DrainStats, targets_for
+from feedbot.pipeline import PollReport, backfill, poll_source, reclassify_stored, record_failure
+from feedbot.publish import feeds
+from feedbot.publish.console import ConsolePublisher
+from feedbot.settings.config import Config, SourceConfig
+from feedbot.sources import Source, make_source
+from feedbot.sources.http import Fetcher
+from feedbot.sources.jekyll import BackfillReport, PostLink, parse_post
+from feedbot.sources.normalize import normalize
+from feedbot.store import Store
+
+log = logging.getLogger("feedbot")
+
+
+class App:
+    """Store, HTTP client, sources, rules and publisher for one configuration, closed together."""
+
+    def __init__(self, config: Config, env: Mapping[str, str] | None = None, *, read_only: bool = False):
+        self.config = config
+        self.env = dict(env or {})
+        self.read_only = read_only  # `status`: never migrate or write
+        self.source_configs: dict[str, SourceConfig] = {s.id: s for s in config.sources}
+        self.targets: dict[str, list[Target]] = targets_for(config)
+        self._store: Store | None = None
+        self._fetcher: Fetcher | None = None
+        self._sources: dict[str, Source] | None = None
+        self._publisher: Any = None  # TelegramPublisher | ConsolePublisher | None, built on first drain
+        self._publisher_built = False
+
+    async def __aenter__(self) -> App:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def __enter__(self) -> App:
+        """For state-only commands that need no event loop (status, reclassify)."""
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._fetcher is not None or self._publisher is not None:
+            raise RuntimeError("the App opened network resources: use `async with App(...)`")
+        self._close_store()
+
+    def _close_store(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    async def close(self) -> None:
+        """Release everything that was opened, database last."""
+        if self._publisher is not None:
+            await self._publisher.close()
+            self._publisher = None
+        if self._fetcher is not None:
+            await self._fetcher.aclose()
+            self._fetcher = None
+        self._close_store()
+
+    # ---- resources, built once on first use -----------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        """The state database (migrated, sources synced) — or read as it is for `status`."""
+        if self._store is None:
+            if self.read_only:
+                self._store = Store(self.config.db_path, migrate=False)
+            else:
+                self._store = Store(self.config.db_path)
+                self._store.sync_sources((s.id, s.kind, s.url) for s in self.config.sources)
+        return self._store
+
+    @property
+    def fetcher(self) -> Fetcher:
+        """The one HTTP client of the process."""
+        if self._fetcher is None:
+            self._fetcher = Fetcher(self.config.fetch)
+        return self._fetcher
+
+    @property
+    def sources(self) -> dict[str, Source]:
+        """Every configured source, by id."""
+        if self._sources is None:
+            self._sources = {s.id: make_source(s, self.fetcher) for s in self.config.sources}
+        return self._sources
+
+    @property
+    def publisher(self) -> Any:
+        """The chat publisher: Telegram with a token, the console without, None when no topic has a chat."""
+        if not self._publisher_built:
+            self._publisher_built = True
+            self._publisher = self._build_publisher()
+        return self._publisher
+
+    def _build_publisher(self) -> Any:
+        if not any(self.targets.values()):
+            log.info("no topic has a Telegram chat configured: publishing feeds only")
+            return None
+        if self.config.telegram.token is not None:
+            from feedbot.publish.telegram import TelegramPublisher  # imports python-telegram-bot: only when used
+
+            dropped = self.store.drop_pending_of_kind(CONSOLE, reason="console output replaced by Telegram")
+            if dropped:
+                log.info("dropped %d console message(s) queued before the Telegram token was set", dropped)
+            return TelegramPublisher(self.config, self.store)
+        log.info("no Telegram token (FEEDBOT_TELEGRAM_TOKEN): messages are printed to the console instead")
+        return ConsolePublisher(self.config, self.store)
+
+    async def stop_publisher(self) -> None:
+        """Close the chat publisher for good (its token was rejected); feeds go on."""
+        if self._publisher is not None:
+            await self._publisher.close()
+        self._publisher = None
+
+    # ---- operations -------------------------------------------------------------------------------
+
+    async def poll(self, source_id: str, *, deadline: float) -> PollReport:
+        """Poll one source within ``deadline`` seconds; a failure is recorded and reported, never raised."""
+        config = self.source_configs[source_id]
+        try:
+            async with asyncio.timeout(deadline):
+                return await poll_source(self.sources[source_id], config, self.store, self.config.topics,
+                                         self.targets)
+        except TimeoutError:
+            state = self.store.source_state(config.id)
+            return record_failure(self.store, config, f"poll did not finish within {deadline:.0f}s and was cut off",
+                                  state.failures if state else 0, utcnow())
+        except StateError as exc:  # disk full, database locked too long: nothing stored, the next poll retries
+            log.error("%s: poll not stored: %s", source_id, exc)
+            return PollReport(source_id, "failed", error=str(exc))
+
+    def rebuild_feeds(self) -> list:
+        """Rewrite every channel's feed files whose content changed; returns the files written."""
+        return feeds.rebuild_all(self.store, self.config)
+
+    async def drain(self, stop: asyncio.Event | None, budget: float | None) -> DrainStats | None:
+        """Send what is due through the publisher (None when there is none)."""
+        publisher = self.publisher
+        if publisher is None:
+            return None
+        return await publisher.drain(stop, budget_seconds=budget)
+
+    def pending(self) -> int:
+        """Messages waiting in the outbox (pending or sending)."""
+        return sum(c.count for c in self.store.delivery_counts() if c.status in ("pending", "sending"))
+
+    async def backfill(self, source_id: str, since: date, *, on_plan: Callable[[int], None] | None = None,
+                       on_post: Callable[[PostLink, str | None], None] | None = None) -> BackfillReport:
+        """Fetch a Jekyll source's older posts since a day into the store and the feeds (no chat messages)."""
+        return await backfill(self.sources[source_id], self.source_configs[source_id], self.store,
+                              self.config.topics, since, on_plan=on_plan, on_post=on_post)
+
+    def reclassify(self) -> tuple[int, int, int]:
+        """Classify every stored article with the current rules, rebuild the feeds: (articles, changed, files)."""
+        total, changed = reclassify_stored(self.store, self.config.topics)
+        return total, changed, len(self.rebuild_feeds())
+
+    def status(self) -> dict[str, Any]:
+        """Sources, articles per topic and the outbox, as data."""
+        return collect_status(self.store, self.config)
+
+    # ---- the classifier on its own (no state) -------------------------------------------------------
+
+    def classify_lines(self, lines: Iterable[str], name: str) -> Iterator[dict[str, Any]]:
+        """`feedbot classify`: one record per JSON-lines article."""
+        for entry in evaluate.read_articles(lines, name):
+            yield evaluate.classification_record(entry.key, classify(normalize(entry), self.config.topics))
+
+    def classify_entry(self, entry: Entry) -> Classification:
+        """The verdict on one entry."""
+        return classify(normalize(entry), self.config.topics)
+
+    def evaluate(self, corpus: str, *, as_json: bool = False) -> str:
+        """`feedbot eval`: precision, recall and F1 per topic on a labelled corpus, as text or JSON."""
+        report = evaluate.evaluate(evaluate.load_corpus(corpus), self.config.topics)
+        if as_json:
+            return json.dumps(evaluate.report_dict(report), ensure_ascii=False, indent=2) + "\n"
+        return evaluate.format_report(report)
+
+    async def explain(self, target: str, article_id: str | None = None, *, as_json: bool = False) -> str:
+        """`feedbot explain`: each topic's score, evidence and excerpt for one article (URL or file)."""
+        entry = await self._entry_from(target, article_id)
+        article = normalize(entry)
+        scores = explain(article, self.config.topics)
+        if as_json:
+            return json.dumps(evaluate.explanation_dict(article, scores), ensure_ascii=False, indent=2) + "\n"
+        return evaluate.format_explanation(article, scores)
+
+    async def _entry_from(self, target: str, article_id: str | None) -> Entry:
+        """A URL (a Jekyll post, else any page's h1 and p) or a file (.html, .json, .jsonl)."""
+        if not target.startswith(("http://", "https://")):
+            return evaluate.entry_from_file(target, article_id)
+        page = await self.fetcher.get(target)
+        try:
+            return parse_post(page.text, page.final_url, "explain")
+        except FeedbotError:
+            return evaluate.entry_from_html(page.text, page.final_url)
