@@ -265,25 +265,22 @@ def classify(state: CliState, file: str | None) -> None:
 
 
 @cli.command("eval")
-@click.option("--corpus", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Labelled JSON lines (id, title, body_html, labels).")
+@click.option("--corpus", "corpora", required=True, multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Labelled JSON lines (id, title, body_html, labels); repeat for several corpora.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--errors", is_flag=True, help="List every miss with the scope, focus and evidence that decided it.")
 @click.pass_obj
-def evaluate(state: CliState, corpus: str, as_json: bool) -> None:
-    """Precision, recall and F1 per topic on a labelled corpus, with the confusion."""
-    from feedbot.classify.evaluate import evaluate as run_eval
-    from feedbot.classify.evaluate import format_report, load_corpus, report_dict
+def evaluate(state: CliState, corpora: tuple[str, ...], as_json: bool, errors: bool) -> None:
+    """Precision, recall and F1 per topic on labelled corpora, with the confusion."""
+    from feedbot.classify.evaluate import run_eval
     from feedbot.settings.topics import load_default_topics
 
     topics = state.config().topics if state.config_option else load_default_topics()
     try:
-        report = run_eval(load_corpus(corpus), topics)
+        output = run_eval(corpora, topics, as_json=as_json, errors=errors)
     except FeedbotError as exc:
         fail(str(exc), EXIT_USAGE)
-    if as_json:
-        click.echo(json.dumps(report_dict(report), ensure_ascii=False, indent=2))
-    else:
-        click.echo(format_report(report), nl=False)
+    click.echo(output, nl=False)
 
 
 @cli.command()
