@@ -9,12 +9,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from feedbot.classify import text as article_text
-from feedbot.classify.excerpt import EXCERPT_MAX_CHARS, MIN_SECTION_CHARS, topic_excerpt
+from feedbot.classify.excerpt import EXCERPT_MAX_CHARS, MIN_SECTION_CHARS, SENTENCE_END, topic_excerpt
+from feedbot.classify.layout import is_roundup, items_with
 from feedbot.classify.text import Unit, Where, reading_size, share
 from feedbot.classify.vocabulary import (
     ANCHOR,
     CONTEXT,
     EXCLUDE,
+    FRAME,
     REQUIRED,
     SKIP_PARAGRAPH,
     SKIP_TITLE,
@@ -99,6 +101,7 @@ def _tally_topic(hits: list[tuple[int, int, int, Phrase]], units: list[Unit], st
     anchor_hits: list[tuple[int, int, int, Phrase]] = []
     excluded: list[tuple[int, int]] = []
     required_units: set[int] = set()
+    frame_hits: list[tuple[int, int, int, Phrase]] = []
     for hit in hits:
         unit, phrase = hit[2], hit[3]
         role = phrase.role
@@ -114,6 +117,8 @@ def _tally_topic(hits: list[tuple[int, int, int, Phrase]], units: list[Unit], st
             tally.title_vetoed = True
         elif role == REQUIRED:
             required_units.add(unit)
+        elif role == FRAME:
+            frame_hits.append(hit)
     tally.required_seen = bool(required_units - tally.skipped)
     # A phrase inside a longer one of the same topic does not count (碳市场 inside 全国碳市场,
     # 碳交易 inside the excluded 碳交易板块); partly overlapping phrases both count.
@@ -126,6 +131,7 @@ def _tally_topic(hits: list[tuple[int, int, int, Phrase]], units: list[Unit], st
         max_end = end
         if phrase.role != EXCLUDE and unit not in tally.skipped:
             kept.append((start, unit, phrase))
+    kept.extend(_framed(frame_hits, units, starts, tally.skipped))
     for start, end, unit, phrase in anchor_hits:
         # An anchor inside an excluded phrase is not one (碳排放 inside 碳排放管理员).
         if not any(a <= start and end <= b for a, b in excluded):
@@ -144,6 +150,28 @@ def _tally_topic(hits: list[tuple[int, int, int, Phrase]], units: list[Unit], st
         tally.weights[phrase.label] = phrase.weight
         tally.hits.setdefault(unit, []).append((start - starts[unit], phrase.weight, phrase.label))
     return tally
+
+
+def _framed(frame_hits: list[tuple[int, int, int, Phrase]], units: list[Unit], starts: list[int],
+            skipped: set[int]) -> list[tuple[int, int, Phrase]]:
+    """One hit per sentence in which every slot of a frame is filled, at the sentence's first frame word."""
+    filled: dict[tuple[int, int, int], dict[int, int]] = {}  # (unit, sentence, frame) -> slot -> first start
+    phrase_of: dict[tuple[int, int, int], Phrase] = {}
+    ends_of: dict[int, list[int]] = {}
+    for start, _, unit, phrase in frame_hits:
+        if unit in skipped:
+            continue
+        if unit not in ends_of:
+            ends_of[unit] = [m.end() for m in SENTENCE_END.finditer(units[unit].folded)]
+        key = (unit, bisect_right(ends_of[unit], start - starts[unit]), phrase.group)
+        filled.setdefault(key, {}).setdefault(phrase.slot, start)
+        phrase_of[key] = phrase
+    out = []
+    for key, slots in filled.items():
+        phrase = phrase_of[key]
+        if len(slots) == phrase.slot_count:
+            out.append((min(slots.values()), key[0], phrase))
+    return out
 
 
 @dataclass(frozen=True)
@@ -170,7 +198,9 @@ def explain(article: Article, topics: Mapping[str, TopicRules]) -> tuple[TopicSc
     compiled = compile_topics(topics)
     units = article_text.units(article)
     tallies = _tally(compiled, units)
-    judged = [_judge(rules, tally, units) for rules, tally in zip(compiled.topics, tallies, strict=True)]
+    roundup = is_roundup(units)
+    judged = [_judge(rules, tally, units, roundup) for rules, tally in zip(compiled.topics, tallies, strict=True)]
+    judged = _apply_yields(judged)
     several = sum(score.matched for score, _ in judged) > 1
     return tuple(
         replace(score, excerpt=topic_excerpt(units, focus, tally.skipped, several)) if score.matched else score
@@ -178,7 +208,23 @@ def explain(article: Article, topics: Mapping[str, TopicRules]) -> tuple[TopicSc
     )
 
 
-def _judge(rules: TopicRules, tally: _TopicTally, units: list[Unit]) -> tuple[TopicScore, dict[int, float]]:
+def _apply_yields(judged: list[tuple[TopicScore, dict[int, float]]]) -> list[tuple[TopicScore, dict[int, float]]]:
+    """A topic that is the background of another topic's headline story does not match on its own."""
+    headline = {score.rules.id for score, _ in judged
+                if score.matched and any(e.where == "title" for e in score.evidence)}
+    out = []
+    for score, focus in judged:
+        named = any(e.where in ("title", "heading") for e in score.evidence)
+        other = next((o for o in score.rules.yield_to if o in headline), None)
+        if score.matched and other and not named:
+            score = replace(score, matched=False,
+                            vetoed=f"the headline is about {other}; this topic is named in no title or heading")
+        out.append((score, focus))
+    return out
+
+
+def _judge(rules: TopicRules, tally: _TopicTally, units: list[Unit],
+           roundup: bool = False) -> tuple[TopicScore, dict[int, float]]:
     """Score the whole article, and each later section on its own: a topic may fill one section."""
     boost = {"title": rules.title_boost, "heading": rules.heading_boost, "body": 1.0}
     evidence = _evidence(tally.counts, tally.weights, boost)
@@ -193,6 +239,8 @@ def _judge(rules: TopicRules, tally: _TopicTally, units: list[Unit]) -> tuple[To
         least = MIN_NAMED_SECTION_CHARS if named else MIN_SECTION_CHARS
         if units[members[0]].in_lead or sum(units[i].size for i in members) < least:
             continue  # a news peg in the lead, or a short list, does not carry a topic
+        if roundup and not named:
+            continue  # in a roundup a section is just more items
         counts: dict[tuple[str, Where], int] = {}
         for i in members:
             for _, _, term in tally.hits.get(i, ()):
@@ -212,6 +260,8 @@ def _judge(rules: TopicRules, tally: _TopicTally, units: list[Unit]) -> tuple[To
         vetoed = "the title has an excluded phrase"
     elif rules.require_any and not tally.required_seen:
         vetoed = "none of require_any occurs"
+    elif roundup and 0 not in tally.hits and items_with(set(tally.hits), units) < 2:
+        vetoed = "one item of a roundup or list, not the article's subject"
     matched = vetoed is None and score > 0 and score >= rules.threshold
     verdict = TopicScore(rules, round(score, 3), matched, scope, round(strength, 3), round(focus, 3), vetoed,
                          evidence, "")

@@ -12,7 +12,7 @@ from feedbot.settings.topics import TopicRules, fold
 
 # Roles a phrase plays for a topic. Excluding phrases sort first so that an exclusion with the
 # same span as a term wins.
-EXCLUDE, TERM, CONTEXT, ANCHOR, SKIP_PARAGRAPH, SKIP_TITLE, REQUIRED = range(7)
+EXCLUDE, TERM, CONTEXT, ANCHOR, SKIP_PARAGRAPH, SKIP_TITLE, REQUIRED, FRAME = range(8)
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,9 @@ class Phrase:
     role: int
     label: str  # the phrase as the rules wrote it (shown as evidence)
     weight: float
-    group: int  # index of the cooccur rule for CONTEXT/ANCHOR, else -1
+    group: int  # index of the cooccur rule for CONTEXT/ANCHOR, of the frame for FRAME, else -1
+    slot: int = -1  # FRAME: which slot of the frame this word fills
+    slot_count: int = 0  # FRAME: how many slots the frame has
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,10 @@ def _build(topics: tuple[TopicRules, ...]) -> CompiledTopics:
             if not rule.anchors:
                 groups.add(group)
         default_groups.append(frozenset(groups))
+        for group, frame in enumerate(rules.frames):
+            for slot, words in enumerate(frame.slots):
+                for word in words:
+                    add(word, Phrase(index, FRAME, frame.name, frame.weight, group, slot, len(frame.slots)))
         for term in rules.exclude_paragraphs:
             add(term, Phrase(index, SKIP_PARAGRAPH, term, 0.0, -1))
         for term in rules.exclude_titles:

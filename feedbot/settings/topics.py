@@ -22,12 +22,13 @@ HASHTAG = re.compile(r"^#\w+$")
 SCALAR_KEYS = ("name", "description", "hashtag", "threshold", "min_focus", "title_boost", "heading_boost")
 TOPIC_KEYS = (
     *SCALAR_KEYS, "terms", "cooccur", "require_any", "exclude", "enabled",
-    "replace_terms", "replace_cooccur", "replace_exclude",
+    "replace_terms", "replace_cooccur", "replace_exclude", "frames", "yield_to",
 )
 CONFIG_ONLY_KEYS = ("telegram_chat",)  # read by feedbot.settings.config, not a rule
 _HIGH = {"min_focus": 1.0}  # upper bounds of the numeric settings that have one
 DEFAULTS_KEYS = ("threshold", "min_focus", "title_boost", "heading_boost", "exclude")
 COOCCUR_KEYS = ("terms", "anchors")
+FRAME_KEYS = ("name", "weight", "all")
 EXCLUDE_KEYS = ("phrases", "paragraphs", "titles")
 
 
@@ -40,6 +41,15 @@ class Cooccur:
 
 
 @dataclass(frozen=True)
+class Frame:
+    """A framing: one word of every slot in one sentence ("气候变化" + "风险" + "农业") is evidence."""
+
+    name: str  # shown as the evidence term
+    weight: float
+    slots: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
 class TopicRules:
     """One channel's rules: what it is called and which words make an article belong to it."""
 
@@ -49,6 +59,10 @@ class TopicRules:
     hashtag: str
     terms: tuple[tuple[str, float], ...]  # (phrase, weight), weight > 0
     cooccur: tuple[Cooccur, ...] = ()
+    frames: tuple[Frame, ...] = ()
+    # Another topic whose subject this one is often the background of: when that topic matches on
+    # its title and this one is named in neither the title nor a heading, this one does not match.
+    yield_to: tuple[str, ...] = ()
     require_any: tuple[str, ...] = ()  # at least one must occur somewhere, else no match
     exclude_phrases: tuple[str, ...] = ()  # a term inside one of these does not count
     exclude_paragraphs: tuple[str, ...] = ()  # a paragraph containing one of these is ignored
@@ -120,6 +134,11 @@ def merge_topics(defaults: dict[str, TopicRules], user: dict[str, dict], where: 
             merged.pop(topic_id, None)
             continue
         merged[topic_id] = _build_topic(topic_id, table, base, _default_settings(), where)
+    # A yield to a topic the user disabled is dropped; a misspelt one is an error.
+    known = {**defaults, **merged}
+    for topic_id, rules in list(merged.items()):
+        _check_yields(topic_id, rules, known, where)
+        merged[topic_id] = replace(rules, yield_to=tuple(other for other in rules.yield_to if other in merged))
     return merged
 
 
@@ -137,7 +156,16 @@ def parse_topics(data: Mapping[str, Any], where: str) -> dict[str, TopicRules]:
         if not _bool(table.get("enabled", True), where, f"topics.{topic_id}.enabled"):
             continue
         topics[topic_id] = _build_topic(topic_id, table, None, settings, where)
+    for topic_id, rules in topics.items():
+        _check_yields(topic_id, rules, topics, where)
     return topics
+
+
+def _check_yields(topic_id: str, rules: TopicRules, known: Mapping[str, Any], where: str) -> None:
+    for index, other in enumerate(rules.yield_to):
+        if other not in known or other == topic_id:
+            raise RulesError(f"{where}: topics.{topic_id}.yield_to[{index}]: not another topic: "
+                             f"{_show(other)}{_suggest(other, known)}")
 
 
 def _default_document() -> dict[str, Any]:
@@ -216,6 +244,11 @@ def _build_topic(topic_id: str, table: Mapping[str, Any], base: TopicRules | Non
     if "cooccur" in table:
         added = _parse_cooccur(table["cooccur"], where, f"{path}.cooccur")
         values["cooccur"] = added if flags["replace_cooccur"] else _unique(base.cooccur + added)
+    if "frames" in table:
+        added_frames = _parse_frames(table["frames"], where, f"{path}.frames")
+        values["frames"] = added_frames if flags["replace_cooccur"] else _unique(base.frames + added_frames)
+    if "yield_to" in table:
+        values["yield_to"] = _strings(table["yield_to"], where, f"{path}.yield_to")
     if "require_any" in table:
         values["require_any"] = _strings(table["require_any"], where, f"{path}.require_any")
     if "exclude" in table:
@@ -273,6 +306,33 @@ def _parse_cooccur(raw: Any, where: str, path: str) -> tuple[Cooccur, ...]:
         anchors = _strings(item.get("anchors", []), where, f"{item_path}.anchors")
         rules.append(Cooccur(terms=terms, anchors=anchors))
     return tuple(rules)
+
+
+def _parse_frames(raw: Any, where: str, path: str) -> tuple[Frame, ...]:
+    if not isinstance(raw, list):
+        raise RulesError(f"{where}: {path}: expected a list of tables ([[{path}]]), got {_show(raw)}")
+    frames = []
+    for index, item in enumerate(raw):
+        item_path = f"{path}[{index}]"
+        if not isinstance(item, Mapping):
+            raise RulesError(f"{where}: {item_path}: expected a table, got {_show(item)}")
+        _check_keys(item, FRAME_KEYS, where, item_path)
+        for key in FRAME_KEYS:
+            if key not in item:
+                raise RulesError(f"{where}: {item_path}.{key}: required")
+        name = _string(item["name"], where, f"{item_path}.name")
+        weight = _number(item["weight"], where, f"{item_path}.weight")
+        if weight == 0:
+            raise RulesError(f"{where}: {item_path}.weight: expected a weight above 0, got 0")
+        slots = item["all"]
+        if not isinstance(slots, list) or len(slots) < 2:
+            raise RulesError(f"{where}: {item_path}.all: expected a list of at least two lists of phrases, "
+                             f"got {_show(slots)}")
+        parsed = tuple(_strings(slot, where, f"{item_path}.all[{n}]") for n, slot in enumerate(slots))
+        if any(not slot for slot in parsed):
+            raise RulesError(f"{where}: {item_path}.all: every slot needs at least one phrase")
+        frames.append(Frame(name, weight, parsed))
+    return tuple(frames)
 
 
 def _parse_exclude(raw: Any, where: str, path: str) -> dict[str, tuple[str, ...]]:
