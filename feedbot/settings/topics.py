@@ -138,7 +138,9 @@ def merge_topics(defaults: dict[str, TopicRules], user: dict[str, dict], where: 
     known = {**defaults, **merged}
     for topic_id, rules in list(merged.items()):
         _check_yields(topic_id, rules, known, where)
-        merged[topic_id] = replace(rules, yield_to=tuple(other for other in rules.yield_to if other in merged))
+        kept = tuple(other for other in rules.yield_to if other in merged)
+        if kept != rules.yield_to:
+            merged[topic_id] = replace(rules, yield_to=kept)
     return merged
 
 
