@@ -191,12 +191,9 @@ class App:
         """The verdict on one entry."""
         return classify(normalize(entry), self.config.topics)
 
-    def evaluate(self, corpus: str, *, as_json: bool = False) -> str:
-        """`feedbot eval`: precision, recall and F1 per topic on a labelled corpus, as text or JSON."""
-        report = evaluate.evaluate(evaluate.load_corpus(corpus), self.config.topics)
-        if as_json:
-            return json.dumps(evaluate.report_dict(report), ensure_ascii=False, indent=2) + "\n"
-        return evaluate.format_report(report)
+    def evaluate(self, corpora: Iterable[str], *, as_json: bool = False, errors: bool = False) -> str:
+        """`feedbot eval`: precision, recall and F1 per topic on labelled corpora, as text or JSON."""
+        return evaluate.run_eval(corpora, self.config.topics, as_json=as_json, errors=errors)
 
     async def explain(self, target: str, article_id: str | None = None, *, as_json: bool = False) -> str:
         """`feedbot explain`: each topic's score, evidence and excerpt for one article (URL or file)."""

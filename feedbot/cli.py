@@ -249,17 +249,18 @@ def classify(state: CliState, file: str | None) -> None:
 
 
 @cli.command("eval")
-@click.option("--corpus", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Labelled JSON lines (id, title, body_html, labels).")
+@click.option("--corpus", "corpora", required=True, multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Labelled JSON lines (id, title, body_html, labels); repeat for several corpora.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--errors", is_flag=True, help="List every miss with the scope, focus and evidence that decided it.")
 @click.pass_obj
-def evaluate(state: CliState, corpus: str, as_json: bool) -> None:
-    """Precision, recall and F1 per topic on a labelled corpus, with the confusion."""
+def evaluate(state: CliState, corpora: tuple[str, ...], as_json: bool, errors: bool) -> None:
+    """Precision, recall and F1 per topic on labelled corpora, with the confusion."""
     try:
-        text = App(state.rules_config()).evaluate(corpus, as_json=as_json)
+        output = App(state.rules_config()).evaluate(corpora, as_json=as_json, errors=errors)
     except FeedbotError as exc:
         fail(str(exc), EXIT_USAGE)
-    click.echo(text, nl=False)
+    click.echo(output, nl=False)
 
 
 @cli.command()

@@ -174,3 +174,25 @@ def test_explain_a_url_of_the_jekyll_site_and_of_any_page(site):
     assert "== climate-finance (气候投融资试点): MATCH" in other.output
     missing = CliRunner().invoke(cli, ["explain", f"{site}/gone.html"])
     assert missing.exit_code == 1 and f"HTTP 404 Not Found from {site}/gone.html" in missing.output
+
+
+def test_eval_several_corpora_prints_a_table_each_and_a_summary(tmp_path):
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    first.write_text(lines(*CORPUS), encoding="utf-8")
+    second.write_text(lines(*CORPUS[:2]), encoding="utf-8")  # cm-1 TP, cm-2 FP
+    result = invoke(["eval", "--corpus", str(first), "--corpus", str(second)])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert f"== {first}: 5 articles" in out and f"== {second}: 2 articles" in out
+    assert "False positives" not in out  # the misses only with --errors
+    summary = {line.split()[0]: line.split()[1:] for line in out.split("corpus ")[-1].splitlines()[1:]}
+    # b: carbon-market 1 TP, 1 FP; nothing else predicted or labelled.
+    assert summary[str(second)][:3] == ["0.500", "1.000", "0.667"]
+    # all: a's 2/1/1 plus b's 1/1/0 = 3 TP, 2 FP, 1 FN.
+    assert summary["all"][:3] == ["0.600", "0.750", "0.667"]
+    detailed = invoke(["eval", "--corpus", str(first), "--corpus", str(second), "--errors"]).output
+    assert detailed.count("[carbon-market] cm-2  全国碳市场运行平稳") == 2
+    assert "= strength" in detailed and "in the whole article" in detailed
+    data = json.loads(invoke(["eval", "--corpus", str(first), "--corpus", str(second), "--json"]).output)
+    assert [c["corpus"] for c in data["corpora"]] == [str(first), str(second)]
+    assert (data["all"]["micro"]["tp"], data["all"]["micro"]["fp"], data["all"]["micro"]["fn"]) == (3, 2, 1)

@@ -13,14 +13,11 @@ from typing import Any
 import lxml.html
 from lxml import etree
 
-from feedbot.classify.scoring import TopicScore, classify_html
-from feedbot.errors import FeedbotError
-from feedbot.model import Article, Classification, Entry, TopicMatch
+from feedbot.classify.scoring import TopicScore, explain
+from feedbot.errors import CorpusError
+from feedbot.model import Article, Classification, Entry
 from feedbot.settings.topics import TopicRules
-
-
-class CorpusError(FeedbotError):
-    """A corpus file is not JSON lines in the shared format; the message names the line."""
+from feedbot.sources.normalize import normalize
 
 
 @dataclass(frozen=True)
@@ -70,6 +67,11 @@ class Mistake:
     score: float
     threshold: float
     evidence: tuple[str, ...]  # "term@where×count=weight", strongest first
+    scope: str = "article"  # where the best score came from: the article or one section
+    strength: float = 0.0
+    focus: float = 0.0
+    min_focus: float = 0.0
+    vetoed: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,19 @@ class EvalReport:
     topics: tuple[TopicMetrics, ...]
     micro: TopicMetrics
     mistakes: tuple[Mistake, ...]
+
+    @property
+    def macro(self) -> tuple[float, float, float]:
+        """Precision, recall and F1 averaged over topics, each topic counting once."""
+        return _macro(self.topics)
+
+
+def _macro(topics: Iterable[TopicMetrics]) -> tuple[float, float, float]:
+    rows = list(topics)
+    if not rows:
+        return (1.0, 1.0, 1.0)
+    return (sum(m.precision for m in rows) / len(rows), sum(m.recall for m in rows) / len(rows),
+            sum(m.f1 for m in rows) / len(rows))
 
 
 def read_corpus(lines: Iterable[str], name: str = "<corpus>") -> Iterator[LabelledArticle]:
@@ -120,9 +135,11 @@ def evaluate(articles: Iterable[LabelledArticle], topics: Mapping[str, TopicRule
     total = 0
     for article in articles:
         total += 1
-        verdict = classify_html(article.title, article.body_html, topics, key=article.id)
+        entry = Entry(source_id="corpus", key=article.id, url=None, title=article.title,
+                      body_html=article.body_html)
+        verdict = {score.rules.id: score for score in explain(normalize(entry), topics)}
         for topic, rules in topics.items():
-            match = verdict.match(topic)
+            match = verdict.get(topic)
             predicted = bool(match and match.matched)
             labelled = topic in article.labels
             if predicted and labelled:
@@ -138,12 +155,12 @@ def evaluate(articles: Iterable[LabelledArticle], topics: Mapping[str, TopicRule
     return EvalReport(total, per_topic, micro, tuple(mistakes))
 
 
-def _mistake(kind: str, article: LabelledArticle, rules: TopicRules, match: TopicMatch | None) -> Mistake:
-    evidence = tuple(
-        f"{e.term}@{e.where}×{e.count}={e.weight:g}" for e in (match.evidence if match else ())
-    )
-    return Mistake(kind, rules.id, article.id, article.title, match.score if match else 0.0,
-                   rules.threshold, evidence)
+def _mistake(kind: str, article: LabelledArticle, rules: TopicRules, match: TopicScore | None) -> Mistake:
+    if match is None:
+        return Mistake(kind, rules.id, article.id, article.title, 0.0, rules.threshold, ())
+    evidence = tuple(f"{e.term}@{e.where}×{e.count}={e.weight:g}" for e in match.evidence)
+    return Mistake(kind, rules.id, article.id, article.title, match.score, rules.threshold, evidence,
+                   match.scope, match.strength, match.focus, rules.min_focus, match.vetoed)
 
 
 def report_dict(report: EvalReport) -> dict[str, Any]:
@@ -157,12 +174,18 @@ def report_dict(report: EvalReport) -> dict[str, Any]:
         "articles": report.articles,
         "topics": {m.topic: metrics(m) for m in report.topics},
         "micro": metrics(report.micro),
+        "macro": dict(zip(("precision", "recall", "f1"), (round(v, 4) for v in report.macro), strict=True)),
         "mistakes": [asdict(m) | {"evidence": list(m.evidence)} for m in report.mistakes],
     }
 
 
-def format_report(report: EvalReport) -> str:
+def format_report(report: EvalReport, *, details: bool = False) -> str:
     """A human-readable table of the metrics, then every mistake with the evidence behind it."""
+    return format_table(report) + format_mistakes(report, details=details)
+
+
+def format_table(report: EvalReport) -> str:
+    """The metrics table of one report."""
     out = io.StringIO()
     width = max([len(m.topic) for m in report.topics] + [len("topic")])
     out.write(f"{report.articles} articles\n\n")
@@ -171,14 +194,72 @@ def format_report(report: EvalReport) -> str:
     for m in (*report.topics, report.micro):
         out.write(f"{m.topic:<{width}}  {m.tp:>4} {m.fp:>4} {m.fn:>4}  {m.precision:>9.3f} {m.recall:>7.3f} "
                   f"{m.f1:>6.3f}\n")
+    return out.getvalue()
+
+
+def format_mistakes(report: EvalReport, *, details: bool = False) -> str:
+    """Every miss with its score and evidence; with details, the scope, focus and veto that decided it."""
+    out = io.StringIO()
     for kind, heading in (("fp", "False positives"), ("fn", "False negatives")):
         rows = [m for m in report.mistakes if m.kind == kind]
         out.write(f"\n{heading} ({len(rows)}):\n")
         for m in rows:
             out.write(f"  [{m.topic}] {m.id}  {m.title}\n")
-            evidence = ", ".join(m.evidence[:8]) or "no evidence"
+            evidence = ", ".join(m.evidence if details else m.evidence[:8]) or "no evidence"
             out.write(f"      score {m.score:g} / threshold {m.threshold:g}: {evidence}\n")
+            if details:
+                scope = "whole article" if m.scope == "article" else f"section “{m.scope}”"
+                out.write(f"      = strength {m.strength:g} × min(1, focus {m.focus:g} / {m.min_focus:g}) "
+                          f"in the {scope}")
+                out.write(f"; ruled out: {m.vetoed}\n" if m.vetoed else "\n")
     return out.getvalue()
+
+
+def format_many(reports: list[tuple[str, EvalReport]], *, errors: bool = False) -> str:
+    """One table per corpus (its misses too when errors is set), then a micro/macro summary."""
+    out = io.StringIO()
+    for name, report in reports:
+        out.write(f"== {name}: ")
+        out.write(format_report(report, details=True) if errors else format_table(report))
+        out.write("\n")
+    out.write(format_summary(reports))
+    return out.getvalue()
+
+
+def format_summary(reports: list[tuple[str, EvalReport]]) -> str:
+    """Micro and macro precision/recall/F1 per corpus and over all of them together."""
+    rows = [(name, report.micro, report.macro) for name, report in reports]
+    if len(reports) > 1:
+        pooled = pool([report for _, report in reports])
+        rows.append(("all", pooled.micro, pooled.macro))
+    width = max(len(name) for name, _, _ in rows)
+    out = io.StringIO()
+    out.write(f"{'corpus':<{width}}  {'micro P':>7} {'R':>6} {'F1':>6}  {'macro P':>7} {'R':>6} {'F1':>6}\n")
+    for name, micro, (p, r, f1) in rows:
+        out.write(f"{name:<{width}}  {micro.precision:>7.3f} {micro.recall:>6.3f} {micro.f1:>6.3f}  "
+                  f"{p:>7.3f} {r:>6.3f} {f1:>6.3f}\n")
+    return out.getvalue()
+
+
+def pool(reports: list[EvalReport]) -> EvalReport:
+    """Several reports as one, as if their corpora were a single file."""
+    names = list(dict.fromkeys(m.topic for report in reports for m in report.topics))
+    topics = tuple(
+        TopicMetrics(name, *(sum(getattr(m, field) for report in reports for m in report.topics if m.topic == name)
+                             for field in ("tp", "fp", "fn")))
+        for name in names
+    )
+    micro = TopicMetrics("micro", sum(m.tp for m in topics), sum(m.fp for m in topics), sum(m.fn for m in topics))
+    return EvalReport(sum(r.articles for r in reports), topics, micro,
+                      tuple(m for r in reports for m in r.mistakes))
+
+
+def reports_dict(reports: list[tuple[str, EvalReport]]) -> dict[str, Any]:
+    """Several corpora for --json: each report, and the pooled summary."""
+    pooled = pool([report for _, report in reports])
+    summary = report_dict(pooled)
+    del summary["mistakes"]
+    return {"corpora": [{"corpus": name, **report_dict(report)} for name, report in reports], "all": summary}
 
 
 def classification_record(article_id: str, verdict: Classification) -> dict[str, Any]:
@@ -310,3 +391,15 @@ def format_explanation(article: Article, scores: Iterable[TopicScore]) -> str:
 def _width(text: str) -> int:
     """Columns the text takes in a terminal: CJK characters are two wide."""
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def run_eval(paths: Iterable[str], topics: Mapping[str, TopicRules], *, as_json: bool = False,
+             errors: bool = False) -> str:
+    """What `feedbot eval` prints for one or several corpus files."""
+    reports = [(str(path), evaluate(load_corpus(path), topics)) for path in paths]
+    if as_json:
+        data = report_dict(reports[0][1]) if len(reports) == 1 else reports_dict(reports)
+        return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+    if len(reports) == 1:  # one corpus: its table and every miss, as before; the summary adds macro
+        return format_report(reports[0][1], details=errors) + "\n" + format_summary(reports)
+    return format_many(reports, errors=errors)

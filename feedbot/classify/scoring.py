@@ -7,66 +7,42 @@ import re
 from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Literal
 
-import ahocorasick
-
+from feedbot.classify import text as article_text
+from feedbot.classify.excerpt import EXCERPT_MAX_CHARS, MIN_SECTION_CHARS, SENTENCE_END, topic_excerpt
+from feedbot.classify.layout import is_roundup, items_with
+from feedbot.classify.text import Unit, Where, reading_size, share
+from feedbot.classify.vocabulary import (
+    ANCHOR,
+    CONTEXT,
+    EXCLUDE,
+    FRAME,
+    REQUIRED,
+    SKIP_PARAGRAPH,
+    SKIP_TITLE,
+    TERM,
+    CompiledTopics,
+    Phrase,
+    compile_topics,
+    is_word_char,
+)
 from feedbot.model import Article, Classification, Entry, Evidence, TopicMatch
-from feedbot.settings.topics import TopicRules, fold
+from feedbot.settings.topics import TopicRules
 from feedbot.sources.normalize import normalize
 
-Where = Literal["title", "heading", "body"]
-
-# Roles a phrase plays for a topic. Excluding phrases sort first so that an exclusion with the
-# same span as a term wins.
-EXCLUDE, TERM, CONTEXT, ANCHOR, SKIP_PARAGRAPH, SKIP_TITLE, REQUIRED = range(7)
+__all__ = ["EXCERPT_MAX_CHARS", "TopicScore", "classify", "classify_html", "compile_topics", "explain"]
 
 # One weight point makes this many characters of the sentence it is in "about" the topic: a strong
 # term (weight 3) covers a whole ordinary sentence, one mention in a long list sentence only part of it.
 CHARS_PER_WEIGHT = 40.0
-# A section smaller than this cannot carry a topic on its own (a short list is not a section); one
-# whose heading names the topic can be shorter.
-MIN_SECTION_CHARS = 150
+# A section smaller than MIN_SECTION_CHARS cannot carry a topic on its own (a short list is not a
+# section); one whose heading names the topic can be shorter.
 MIN_NAMED_SECTION_CHARS = 60
 # Below this much body text the title decides what the article is about.
 SHORT_BODY_CHARS = 80
-# A paragraph counts toward an excerpt when at least this much of it is about the topic.
-EXCERPT_PARAGRAPH_FOCUS = 0.5
-EXCERPT_MAX_CHARS = 1500
-SENTENCE_END = re.compile(r"[。！？；!?;]|\.(?=\s)")
 # Coverage is counted per sentence, and per item of an enumeration (、): a term in a list of
 # policies covers its own item, not the whole list.
 SEGMENT_END = re.compile(r"[。！？；!?;、]|\.(?=\s)")
-
-
-@dataclass(frozen=True)
-class _Phrase:
-    topic: int
-    role: int
-    label: str  # the phrase as the rules wrote it (shown as evidence)
-    weight: float
-    group: int  # index of the cooccur rule for CONTEXT/ANCHOR, else -1
-
-
-@dataclass(frozen=True)
-class CompiledTopics:
-    """Topic rules compiled once: one Aho-Corasick automaton over every phrase of every topic."""
-
-    topics: tuple[TopicRules, ...]
-    automaton: ahocorasick.Automaton
-    default_anchor_groups: tuple[frozenset[int], ...]  # per topic: cooccur groups anchored by its terms
-
-
-@dataclass(frozen=True)
-class _Unit:
-    """One scored piece of text: the title, a heading or a body paragraph."""
-
-    where: Where
-    text: str
-    folded: str  # the text as matched (see rules.fold)
-    section: int  # index into article.sections; -1 for the title
-    in_lead: bool  # part of the article's first section, which is judged only with the whole text
-    size: float  # reading length: CJK characters, with Latin letters counting a quarter
 
 
 @dataclass
@@ -81,60 +57,6 @@ class _TopicTally:
     required_seen: bool = False
 
 
-_compiled_cache: dict[tuple[TopicRules, ...], CompiledTopics] = {}
-
-
-def compile_topics(topics: Mapping[str, TopicRules]) -> CompiledTopics:
-    """Build (or fetch from the cache) the automaton for a rule set."""
-    key = tuple(topics.values())
-    compiled = _compiled_cache.get(key)
-    if compiled is None:
-        if len(_compiled_cache) > 32:  # rule sets change rarely; keep the cache from growing forever
-            _compiled_cache.clear()
-        compiled = _compiled_cache[key] = _build(key)
-    return compiled
-
-
-def _build(topics: tuple[TopicRules, ...]) -> CompiledTopics:
-    phrases: dict[str, list[_Phrase]] = {}
-
-    def add(text: str, phrase: _Phrase) -> None:
-        folded = fold(text).strip()
-        if folded:
-            phrases.setdefault(folded, []).append(phrase)
-
-    default_groups = []
-    for index, rules in enumerate(topics):
-        for term in rules.exclude_phrases:
-            add(term, _Phrase(index, EXCLUDE, term, 0.0, -1))
-        for term, weight in rules.terms:
-            add(term, _Phrase(index, TERM, term, weight, -1))
-        groups = set()
-        for group, rule in enumerate(rules.cooccur):
-            for term, weight in rule.terms:
-                add(term, _Phrase(index, CONTEXT, term, weight, group))
-            for term in rule.anchors:
-                add(term, _Phrase(index, ANCHOR, term, 0.0, group))
-            if not rule.anchors:
-                groups.add(group)
-        default_groups.append(frozenset(groups))
-        for term in rules.exclude_paragraphs:
-            add(term, _Phrase(index, SKIP_PARAGRAPH, term, 0.0, -1))
-        for term in rules.exclude_titles:
-            add(term, _Phrase(index, SKIP_TITLE, term, 0.0, -1))
-        for term in rules.require_any:
-            add(term, _Phrase(index, REQUIRED, term, 0.0, -1))
-    automaton = ahocorasick.Automaton()
-    for folded, entries in phrases.items():
-        entries.sort(key=lambda p: p.role)
-        # A Latin word must match whole ("ets" is not inside "markets"); CJK has no word breaks.
-        automaton.add_word(folded, (len(folded), _is_word_char(folded[0]), _is_word_char(folded[-1]),
-                                    tuple(entries)))
-    if phrases:
-        automaton.make_automaton()
-    return CompiledTopics(topics, automaton, tuple(default_groups))
-
-
 def classify(article: Article, topics: Mapping[str, TopicRules]) -> Classification:
     """Score the article against every topic; it belongs to each topic whose score reaches the threshold."""
     return Classification(tuple(score.as_match() for score in explain(article, topics)))
@@ -147,58 +69,19 @@ def classify_html(title: str, body_html: str, topics: Mapping[str, TopicRules], 
     return classify(normalize(entry), topics)
 
 
-def _units(article: Article) -> list[_Unit]:
-    pieces: list[tuple[Where, str, int]] = [("title", article.title, -1)]
-    for index, section in enumerate(article.sections):
-        if section.heading:
-            pieces.append(("heading", section.heading, index))
-        pieces.extend(("body", paragraph, index) for paragraph in section.paragraphs)
-    # One fold for the whole article; NUL never occurs in text that came through the HTML parser.
-    folded_pieces = fold("\0".join(text for _, text, _ in pieces)).split("\0")
-    if len(folded_pieces) != len(pieces):  # a NUL after all: fold piece by piece
-        folded_pieces = [fold(text) for _, text, _ in pieces]
-    title_key = folded_pieces[0].strip()
-    # Pages repeat the headline as a heading or a first line; it already counts as the title.
-    kept = [0] + [i for i in range(1, len(pieces)) if not _repeats_title(folded_pieces[i], title_key)]
-    lead_section = next((pieces[i][2] for i in kept if pieces[i][0] == "body"), -1)
-    return [
-        _Unit(pieces[i][0], pieces[i][1], folded_pieces[i], pieces[i][2],
-              pieces[i][2] == lead_section and i > 0, _reading_size(folded_pieces[i]))
-        for i in kept
-    ]
-
-
-def _reading_size(text: str) -> float:
-    """Length in CJK-character equivalents: an English word carries about as much as a Chinese one."""
-    wide = (len(text.encode("utf-8")) - len(text)) // 2  # non-ASCII characters are 2-3 bytes
-    return wide + (len(text) - wide) / 4
-
-
-def _repeats_title(paragraph: str, title: str) -> bool:
-    if not title:
-        return False
-    if paragraph == title:
-        return True
-    return len(title) >= 8 and title in paragraph and len(paragraph) < 2 * len(title) + 10
-
-
-def _is_word_char(char: str) -> bool:
-    return char.isascii() and char.isalnum()
-
-
-def _tally(compiled: CompiledTopics, units: list[_Unit]) -> list[_TopicTally]:
+def _tally(compiled: CompiledTopics, units: list[Unit]) -> list[_TopicTally]:
     starts: list[int] = []
     offset = 0
     for unit in units:
         starts.append(offset)
         offset += len(unit.folded) + 1
     text = "\n".join(unit.folded for unit in units)
-    per_topic: list[list[tuple[int, int, int, _Phrase]]] = [[] for _ in compiled.topics]
+    per_topic: list[list[tuple[int, int, int, Phrase]]] = [[] for _ in compiled.topics]
     if len(compiled.automaton):
         for end, (length, open_left, open_right, entries) in compiled.automaton.iter(text):
             start = end - length + 1
-            if (open_left and start > 0 and _is_word_char(text[start - 1])) or (
-                open_right and end + 1 < len(text) and _is_word_char(text[end + 1])
+            if (open_left and start > 0 and is_word_char(text[start - 1])) or (
+                open_right and end + 1 < len(text) and is_word_char(text[end + 1])
             ):
                 continue
             unit = bisect_right(starts, start) - 1
@@ -210,14 +93,15 @@ def _tally(compiled: CompiledTopics, units: list[_Unit]) -> list[_TopicTally]:
     ]
 
 
-def _tally_topic(hits: list[tuple[int, int, int, _Phrase]], units: list[_Unit], starts: list[int],
+def _tally_topic(hits: list[tuple[int, int, int, Phrase]], units: list[Unit], starts: list[int],
                  default_groups: frozenset[int]) -> _TopicTally:
     tally = _TopicTally(counts={}, weights={}, hits={}, skipped=set())
     anchors: dict[int, set[int]] = {}  # unit -> cooccur groups anchored there
-    scoring: list[tuple[int, int, int, _Phrase]] = []
-    anchor_hits: list[tuple[int, int, int, _Phrase]] = []
+    scoring: list[tuple[int, int, int, Phrase]] = []
+    anchor_hits: list[tuple[int, int, int, Phrase]] = []
     excluded: list[tuple[int, int]] = []
     required_units: set[int] = set()
+    frame_hits: list[tuple[int, int, int, Phrase]] = []
     for hit in hits:
         unit, phrase = hit[2], hit[3]
         role = phrase.role
@@ -233,11 +117,13 @@ def _tally_topic(hits: list[tuple[int, int, int, _Phrase]], units: list[_Unit], 
             tally.title_vetoed = True
         elif role == REQUIRED:
             required_units.add(unit)
+        elif role == FRAME:
+            frame_hits.append(hit)
     tally.required_seen = bool(required_units - tally.skipped)
     # A phrase inside a longer one of the same topic does not count (碳市场 inside 全国碳市场,
     # 碳交易 inside the excluded 碳交易板块); partly overlapping phrases both count.
     scoring.sort(key=lambda h: (h[0], h[0] - h[1], h[3].role))
-    kept: list[tuple[int, int, _Phrase]] = []
+    kept: list[tuple[int, int, Phrase]] = []
     max_end = -1
     for start, end, unit, phrase in scoring:
         if end <= max_end:
@@ -245,6 +131,7 @@ def _tally_topic(hits: list[tuple[int, int, int, _Phrase]], units: list[_Unit], 
         max_end = end
         if phrase.role != EXCLUDE and unit not in tally.skipped:
             kept.append((start, unit, phrase))
+    kept.extend(_framed(frame_hits, units, starts, tally.skipped))
     for start, end, unit, phrase in anchor_hits:
         # An anchor inside an excluded phrase is not one (碳排放 inside 碳排放管理员).
         if not any(a <= start and end <= b for a, b in excluded):
@@ -263,6 +150,28 @@ def _tally_topic(hits: list[tuple[int, int, int, _Phrase]], units: list[_Unit], 
         tally.weights[phrase.label] = phrase.weight
         tally.hits.setdefault(unit, []).append((start - starts[unit], phrase.weight, phrase.label))
     return tally
+
+
+def _framed(frame_hits: list[tuple[int, int, int, Phrase]], units: list[Unit], starts: list[int],
+            skipped: set[int]) -> list[tuple[int, int, Phrase]]:
+    """One hit per sentence in which every slot of a frame is filled, at the sentence's first frame word."""
+    filled: dict[tuple[int, int, int], dict[int, int]] = {}  # (unit, sentence, frame) -> slot -> first start
+    phrase_of: dict[tuple[int, int, int], Phrase] = {}
+    ends_of: dict[int, list[int]] = {}
+    for start, _, unit, phrase in frame_hits:
+        if unit in skipped:
+            continue
+        if unit not in ends_of:
+            ends_of[unit] = [m.end() for m in SENTENCE_END.finditer(units[unit].folded)]
+        key = (unit, bisect_right(ends_of[unit], start - starts[unit]), phrase.group)
+        filled.setdefault(key, {}).setdefault(phrase.slot, start)
+        phrase_of[key] = phrase
+    out = []
+    for key, slots in filled.items():
+        phrase = phrase_of[key]
+        if len(slots) == phrase.slot_count:
+            out.append((min(slots.values()), key[0], phrase))
+    return out
 
 
 @dataclass(frozen=True)
@@ -287,23 +196,41 @@ class TopicScore:
 def explain(article: Article, topics: Mapping[str, TopicRules]) -> tuple[TopicScore, ...]:
     """Score the article against every topic, keeping the intermediate numbers."""
     compiled = compile_topics(topics)
-    units = _units(article)
+    units = article_text.units(article)
     tallies = _tally(compiled, units)
-    judged = [_judge(rules, tally, units) for rules, tally in zip(compiled.topics, tallies, strict=True)]
+    roundup = is_roundup(units)
+    judged = [_judge(rules, tally, units, roundup) for rules, tally in zip(compiled.topics, tallies, strict=True)]
+    judged = _apply_yields(judged)
     several = sum(score.matched for score, _ in judged) > 1
     return tuple(
-        replace(score, excerpt=_excerpt(units, focus, tally.skipped, several)) if score.matched else score
+        replace(score, excerpt=topic_excerpt(units, focus, tally.skipped, several)) if score.matched else score
         for (score, focus), tally in zip(judged, tallies, strict=True)
     )
 
 
-def _judge(rules: TopicRules, tally: _TopicTally, units: list[_Unit]) -> tuple[TopicScore, dict[int, float]]:
+def _apply_yields(judged: list[tuple[TopicScore, dict[int, float]]]) -> list[tuple[TopicScore, dict[int, float]]]:
+    """A topic that is the background of another topic's headline story does not match on its own."""
+    headline = {score.rules.id for score, _ in judged
+                if score.matched and any(e.where == "title" for e in score.evidence)}
+    out = []
+    for score, focus in judged:
+        named = any(e.where in ("title", "heading") for e in score.evidence)
+        other = next((o for o in score.rules.yield_to if o in headline), None)
+        if score.matched and other and not named:
+            score = replace(score, matched=False,
+                            vetoed=f"the headline is about {other}; this topic is named in no title or heading")
+        out.append((score, focus))
+    return out
+
+
+def _judge(rules: TopicRules, tally: _TopicTally, units: list[Unit],
+           roundup: bool = False) -> tuple[TopicScore, dict[int, float]]:
     """Score the whole article, and each later section on its own: a topic may fill one section."""
     boost = {"title": rules.title_boost, "heading": rules.heading_boost, "body": 1.0}
     evidence = _evidence(tally.counts, tally.weights, boost)
     focus_by_unit = _unit_focus(tally, units)
     body = [i for i, u in enumerate(units) if u.where != "title" and i not in tally.skipped]
-    focus = _share(body, units, focus_by_unit)
+    focus = share(body, units, focus_by_unit)
     if 0 in tally.hits and sum(units[i].size for i in body) < SHORT_BODY_CHARS:
         focus = 1.0  # a flash or a video post: too little text to judge, the title says what it is
     candidates = [("article", sum(e.weight for e in evidence), focus)]
@@ -312,13 +239,15 @@ def _judge(rules: TopicRules, tally: _TopicTally, units: list[_Unit]) -> tuple[T
         least = MIN_NAMED_SECTION_CHARS if named else MIN_SECTION_CHARS
         if units[members[0]].in_lead or sum(units[i].size for i in members) < least:
             continue  # a news peg in the lead, or a short list, does not carry a topic
+        if roundup and not named:
+            continue  # in a roundup a section is just more items
         counts: dict[tuple[str, Where], int] = {}
         for i in members:
             for _, _, term in tally.hits.get(i, ()):
                 counts[(term, units[i].where)] = counts.get((term, units[i].where), 0) + 1
         strength = sum(e.weight for e in _evidence(counts, tally.weights, boost))
         heading = next((units[i].text for i in members if units[i].where == "heading"), f"#{section}")
-        candidates.append((heading, strength, _share(members, units, focus_by_unit)))
+        candidates.append((heading, strength, share(members, units, focus_by_unit)))
 
     def scored(candidate: tuple[str, float, float]) -> float:
         _, strength, share = candidate
@@ -331,6 +260,8 @@ def _judge(rules: TopicRules, tally: _TopicTally, units: list[_Unit]) -> tuple[T
         vetoed = "the title has an excluded phrase"
     elif rules.require_any and not tally.required_seen:
         vetoed = "none of require_any occurs"
+    elif roundup and 0 not in tally.hits and items_with(set(tally.hits), units) < 2:
+        vetoed = "one item of a roundup or list, not the article's subject"
     matched = vetoed is None and score > 0 and score >= rules.threshold
     verdict = TopicScore(rules, round(score, 3), matched, scope, round(strength, 3), round(focus, 3), vetoed,
                          evidence, "")
@@ -347,22 +278,14 @@ def _evidence(counts: Mapping[tuple[str, Where], int], weights: Mapping[str, flo
     return tuple(sorted(out, key=lambda e: (-e.weight, e.term, e.where)))
 
 
-def _sections(body: list[int], units: list[_Unit]) -> dict[int, list[int]]:
+def _sections(body: list[int], units: list[Unit]) -> dict[int, list[int]]:
     out: dict[int, list[int]] = {}
     for i in body:
         out.setdefault(units[i].section, []).append(i)
     return out
 
 
-def _share(members: list[int], units: list[_Unit], focus_by_unit: dict[int, float]) -> float:
-    """The share of these units' text that is about the topic."""
-    size = sum(units[i].size for i in members)
-    if not size:
-        return 0.0
-    return sum(units[i].size * focus_by_unit.get(i, 0.0) for i in members) / size
-
-
-def _unit_focus(tally: _TopicTally, units: list[_Unit]) -> dict[int, float]:
+def _unit_focus(tally: _TopicTally, units: list[Unit]) -> dict[int, float]:
     """How much of each heading or paragraph is about the topic, 0..1.
 
     Each weight point covers CHARS_PER_WEIGHT characters of the sentence it occurs in, so one
@@ -380,73 +303,10 @@ def _unit_focus(tally: _TopicTally, units: list[_Unit]) -> dict[int, float]:
             per_sentence[sentence] = per_sentence.get(sentence, 0.0) + weight
         bounds = [0, *ends, len(info.folded)]
         covered = sum(
-            min(_reading_size(info.folded[bounds[s]:bounds[s + 1]]), weight * CHARS_PER_WEIGHT)
+            min(reading_size(info.folded[bounds[s]:bounds[s + 1]]), weight * CHARS_PER_WEIGHT)
             for s, weight in per_sentence.items()
         )
         out[unit] = min(1.0, covered / max(info.size, 1.0))
     return out
 
 
-def _excerpt(units: list[_Unit], focus_by_unit: dict[int, float], skipped: set[int], several: bool) -> str:
-    """The part of the article about the topic: the sections named for it, its paragraphs when the
-    article has several topics, or else the lead."""
-    body = [i for i, u in enumerate(units) if u.where != "title" and i not in skipped]
-    body_size = sum(units[i].size for i in body) or 1.0
-    sections = list(dict.fromkeys(units[i].section for i in body))
-    if len(sections) > 1:
-        # A heading that names the topic is the author's own word for what its section is about.
-        chosen = [units[i].section for i in body if units[i].where == "heading" and i in focus_by_unit]
-        if not chosen and several:
-            chosen = [s for s in sections if _section_focus(s, body, units, focus_by_unit) >= 0.5]
-        picked = [i for i in body if units[i].section in chosen]
-        if picked and sum(units[i].size for i in picked) < 0.8 * body_size:
-            return _cap([units[i].text for i in picked], EXCERPT_MAX_CHARS)
-    if several:
-        about = [i for i in body if focus_by_unit.get(i, 0.0) >= EXCERPT_PARAGRAPH_FOCUS]
-        if about and sum(units[i].size for i in about) < 0.5 * body_size:
-            return _cap([units[i].text for i in about], EXCERPT_MAX_CHARS)
-    return _cap([units[i].text for i in _lead(body, units, focus_by_unit)], EXCERPT_MAX_CHARS)
-
-
-def _section_focus(section: int, body: list[int], units: list[_Unit],
-                   focus_by_unit: dict[int, float]) -> float:
-    members = [i for i in body if units[i].section == section]
-    if sum(units[i].size for i in members) < MIN_SECTION_CHARS:
-        return 0.0
-    return _share(members, units, focus_by_unit)
-
-
-def _lead(body: list[int], units: list[_Unit], focus_by_unit: dict[int, float]) -> list[int]:
-    """Body from the first real paragraph: page furniture before the story is short and topic-free."""
-    for position, index in enumerate(body):
-        unit = units[index]
-        if unit.where == "body" and (focus_by_unit.get(index, 0.0) > 0 or len(unit.text) >= 40):
-            return body[position:]
-    return body
-
-
-def _cap(paragraphs: list[str], limit: int) -> str:
-    """Join paragraphs up to limit characters, cutting only at a paragraph or sentence end."""
-    out: list[str] = []
-    used = 0
-    for paragraph in paragraphs:
-        cost = len(paragraph) + (1 if out else 0)
-        if used + cost <= limit:
-            out.append(paragraph)
-            used += cost
-            continue
-        room = limit - used - (1 if out else 0)
-        cut = _sentence_cut(paragraph, room)
-        if cut:
-            out.append(cut)
-        elif not out:
-            out.append(paragraph[: max(room - 1, 0)].rstrip() + "…")
-        break
-    return "\n".join(out)
-
-
-def _sentence_cut(paragraph: str, room: int) -> str:
-    if room <= 0:
-        return ""
-    ends = [m.end() for m in SENTENCE_END.finditer(paragraph, 0, room)]
-    return paragraph[: ends[-1]] if ends else ""

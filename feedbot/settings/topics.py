@@ -23,12 +23,13 @@ HASHTAG = re.compile(r"^#\w+$")
 SCALAR_KEYS = ("name", "description", "hashtag", "threshold", "min_focus", "title_boost", "heading_boost")
 TOPIC_KEYS = (
     *SCALAR_KEYS, "terms", "cooccur", "require_any", "exclude", "enabled",
-    "replace_terms", "replace_cooccur", "replace_exclude",
+    "replace_terms", "replace_cooccur", "replace_exclude", "frames", "yield_to",
 )
 CONFIG_ONLY_KEYS = ("telegram_chat",)  # read by feedbot.settings.config, not a rule
 _HIGH = {"min_focus": 1.0}  # upper bounds of the numeric settings that have one
 DEFAULTS_KEYS = ("threshold", "min_focus", "title_boost", "heading_boost", "exclude")
 COOCCUR_KEYS = ("terms", "anchors")
+FRAME_KEYS = ("name", "weight", "all")
 EXCLUDE_KEYS = ("phrases", "paragraphs", "titles")
 
 
@@ -41,6 +42,15 @@ class Cooccur:
 
 
 @dataclass(frozen=True)
+class Frame:
+    """A framing: one word of every slot in one sentence ("气候变化" + "风险" + "农业") is evidence."""
+
+    name: str  # shown as the evidence term
+    weight: float
+    slots: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
 class TopicRules:
     """One channel's rules: what it is called and which words make an article belong to it."""
 
@@ -50,6 +60,10 @@ class TopicRules:
     hashtag: str
     terms: tuple[tuple[str, float], ...]  # (phrase, weight), weight > 0
     cooccur: tuple[Cooccur, ...] = ()
+    frames: tuple[Frame, ...] = ()
+    # Another topic whose subject this one is often the background of: when that topic matches on
+    # its title and this one is named in neither the title nor a heading, this one does not match.
+    yield_to: tuple[str, ...] = ()
     require_any: tuple[str, ...] = ()  # at least one must occur somewhere, else no match
     exclude_phrases: tuple[str, ...] = ()  # a term inside one of these does not count
     exclude_paragraphs: tuple[str, ...] = ()  # a paragraph containing one of these is ignored
@@ -65,57 +79,16 @@ class TopicRules:
         return dict(self.terms)
 
 
-# Traditional → simplified for characters common in this news (generated once with OpenCC); a
-# traditional-character reprint must match the same simplified rules.
-_TRADITIONAL = (
-    "萬與專業叢東絲兩嚴並喪個豐臨爲麗舉麼義烏樂習鄉書買亂爭於虧雲亞產畝親億僅從倉儀們價衆優夥會偉傳傷倫佈"
-    "體餘來側債償儲兒兌黨蘭關興養內岡冊寫軍農馮衝決況凍淨準減幾憑凱擊劃劉則剛創別劑劍劇辦務動勵勁勞勢匯區"
-    "醫華協單賣佔衛卻廠廳歷壓廈縣參雙發變敘疊臺葉號籲後嗎噸聽啓吳員諮鹹響譁啟嘯噴團園圍國圖圓場壞塊堅壇壩"
-    "壟壘墾堝報壯聲處備復夠夢頭誇夾奪奮獎奧婦娛嫺嬰孫學孿寧寶實寵審宮寬賓對尋導壽將爾塵嘗盡層屆屬嶼歲崗島"
-    "巖嶺嶽峽峯鞏幣帥師簾帶幫幗幹廣莊慶牀庫應龐廢廩開異張強彈歸當錄徹徵徑懷態總懟恆惡悅驚慣憤願戲戰戶執擴"
-    "掃揚擾撫搶護擔擬擁擇掛撾擋揮損換據摻擱攜攝擺搖撐斂數鬥斬斷無舊時顯晉曉暈暉暫術機雜權槓條楊傑極構樞槍"
-    "柵標棧棟欄樹樣橋檢樓榮橫歡歐殘毀畢氣氫漢溝沒滬澤潔淺測濟瀏濃塗湧濤澇滌潤漲淵漸滲溫遊灣溼滾滯滿濾濱灘"
-    "潛滅燈靈竈災爐煒點為煉烴煩燒熱煥愛牽狀獨豬獻瑪環現甌産電畫暢療瘋鹽監蓋盤矚礦碼磚礪礎碩確礙鹼稟祿離稈"
-    "種祕積稱稅穩窮競筆筍築籌籤簡節類粵糞糧紀約級緊細統經綜綠緩繞繼續紅纖緯純紗綱納綸紛紙紋紡紐線練組織終"
-    "紹結給絡絕績維綿繃綢緬纜締編緣繽縮繳網羅罰羣翹職聯肅脹脅膽勝膠脈臍腦脫臉騰艦艙艱豔藝蘇蘋範繭荊薦蕎薈"
-    "蕩滎藥獲營薩藍蘊慮虛蟲雖蝕銜補襲裝規視觀見覽覺觸計記設許評詢試認誕説諾謂識議訂討讓訓訊講訝論訪證訴診"
-    "詞詩誠話該詳語誤說請諸讀課調諒談謀諧謝譜貢貫資質貝負財責賢敗賬貨貧購貯貼貴貸貿費賀賈賃賦賭賞賴賺賽贊"
-    "贈贏贛趙趕趨躍踐蹤較轄轉車軌軒輪軟軻軸輕載輔輛輩輝輻輯輸辭邊遼達遷過邁運還這進遠違連遲迴跡適選遜遞邏"
-    "遺鄧郵鄰鄭採釋裏鑑鋪鏡針釕鈣鈦鍾鈉鋼鑰鎢鉤鈁錢鈷鐵鉑鈴銅鋁鋌銘銥銨銀鑄鏈銷鎖鋰鍋鋯鋒鋅銳錯錨錫鑼鍵錳"
-    "鎂鎮鎳鎊長門間閃閉問闖閒聞閩閥閣閡閱閾闡闊隊陽陰陣階際陸陳陝險隨隱難霧靜韌韓項預領頁頂頃順須顧頓頒頗"
-    "頸頻穎顆題顏額風飛餑飢飪飯飲飾飽飼餓饋馬馳驅駛駐駕驍驗駿騎驟魯鮑鮮鰲鳥雞鳴鴉鴿鴻鸛麥黃齊齡龍"
-)
-_SIMPLIFIED = (
-    "万与专业丛东丝两严并丧个丰临为丽举么义乌乐习乡书买乱争于亏云亚产亩亲亿仅从仓仪们价众优伙会伟传伤伦布"
-    "体余来侧债偿储儿兑党兰关兴养内冈册写军农冯冲决况冻净准减几凭凯击划刘则刚创别剂剑剧办务动励劲劳势汇区"
-    "医华协单卖占卫却厂厅历压厦县参双发变叙叠台叶号吁后吗吨听启吴员咨咸响哗启啸喷团园围国图圆场坏块坚坛坝"
-    "垄垒垦埚报壮声处备复够梦头夸夹夺奋奖奥妇娱娴婴孙学孪宁宝实宠审宫宽宾对寻导寿将尔尘尝尽层届属屿岁岗岛"
-    "岩岭岳峡峰巩币帅师帘带帮帼干广庄庆床库应庞废廪开异张强弹归当录彻征径怀态总怼恒恶悦惊惯愤愿戏战户执扩"
-    "扫扬扰抚抢护担拟拥择挂挝挡挥损换据掺搁携摄摆摇撑敛数斗斩断无旧时显晋晓晕晖暂术机杂权杠条杨杰极构枢枪"
-    "栅标栈栋栏树样桥检楼荣横欢欧残毁毕气氢汉沟没沪泽洁浅测济浏浓涂涌涛涝涤润涨渊渐渗温游湾湿滚滞满滤滨滩"
-    "潜灭灯灵灶灾炉炜点为炼烃烦烧热焕爱牵状独猪献玛环现瓯产电画畅疗疯盐监盖盘瞩矿码砖砺础硕确碍碱禀禄离秆"
-    "种秘积称税稳穷竞笔笋筑筹签简节类粤粪粮纪约级紧细统经综绿缓绕继续红纤纬纯纱纲纳纶纷纸纹纺纽线练组织终"
-    "绍结给络绝绩维绵绷绸缅缆缔编缘缤缩缴网罗罚群翘职联肃胀胁胆胜胶脉脐脑脱脸腾舰舱艰艳艺苏苹范茧荆荐荞荟"
-    "荡荥药获营萨蓝蕴虑虚虫虽蚀衔补袭装规视观见览觉触计记设许评询试认诞说诺谓识议订讨让训讯讲讶论访证诉诊"
-    "词诗诚话该详语误说请诸读课调谅谈谋谐谢谱贡贯资质贝负财责贤败账货贫购贮贴贵贷贸费贺贾赁赋赌赏赖赚赛赞"
-    "赠赢赣赵赶趋跃践踪较辖转车轨轩轮软轲轴轻载辅辆辈辉辐辑输辞边辽达迁过迈运还这进远违连迟回迹适选逊递逻"
-    "遗邓邮邻郑采释里鉴铺镜针钌钙钛钟钠钢钥钨钩钫钱钴铁铂铃铜铝铤铭铱铵银铸链销锁锂锅锆锋锌锐错锚锡锣键锰"
-    "镁镇镍镑长门间闪闭问闯闲闻闽阀阁阂阅阈阐阔队阳阴阵阶际陆陈陕险随隐难雾静韧韩项预领页顶顷顺须顾顿颁颇"
-    "颈频颖颗题颜额风飞饽饥饪饭饮饰饱饲饿馈马驰驱驶驻驾骁验骏骑骤鲁鲍鲜鳌鸟鸡鸣鸦鸽鸿鹳麦黄齐龄龙"
-)
-_T2S = str.maketrans(_TRADITIONAL, _SIMPLIFIED)
-_TRADITIONAL_CHARS = re.compile(f"[{_TRADITIONAL}]")
 # Quotes and title marks vary between outlets (《巴黎协定》第六条 vs 巴黎协定第六条); matching ignores them.
 _IGNORED = re.compile("[《》〈〉“”‘’「」『』\"']")
 
 
 def fold(text: str) -> str:
-    """Fold text for matching: NFKC (full-width → ASCII), lower case, simplified characters, no quotes."""
-    text = _IGNORED.sub("", unicodedata.normalize("NFKC", text).lower())
-    # Only a reprint in traditional characters pays for the translation.
-    if len(_TRADITIONAL_CHARS.findall(text, 0, 2000)) >= 5:
-        text = text.translate(_T2S)
-    return text
+    """Fold text for matching: NFKC (full-width → ASCII), lower case, no quotes.
+
+    Traditional characters are read as Simplified by the classifier (feedbot.classify.mainland).
+    """
+    return _IGNORED.sub("", unicodedata.normalize("NFKC", text).lower())
 
 
 @dataclass(frozen=True)
@@ -162,6 +135,13 @@ def merge_topics(defaults: dict[str, TopicRules], user: dict[str, dict], where: 
             merged.pop(topic_id, None)
             continue
         merged[topic_id] = _build_topic(topic_id, table, base, _default_settings(), where)
+    # A yield to a topic the user disabled is dropped; a misspelt one is an error.
+    known = {**defaults, **merged}
+    for topic_id, rules in list(merged.items()):
+        _check_yields(topic_id, rules, known, where)
+        kept = tuple(other for other in rules.yield_to if other in merged)
+        if kept != rules.yield_to:
+            merged[topic_id] = replace(rules, yield_to=kept)
     return merged
 
 
@@ -179,7 +159,16 @@ def parse_topics(data: Mapping[str, Any], where: str) -> dict[str, TopicRules]:
         if not _bool(table.get("enabled", True), where, f"topics.{topic_id}.enabled"):
             continue
         topics[topic_id] = _build_topic(topic_id, table, None, settings, where)
+    for topic_id, rules in topics.items():
+        _check_yields(topic_id, rules, topics, where)
     return topics
+
+
+def _check_yields(topic_id: str, rules: TopicRules, known: Mapping[str, Any], where: str) -> None:
+    for index, other in enumerate(rules.yield_to):
+        if other not in known or other == topic_id:
+            raise RulesError(f"{where}: topics.{topic_id}.yield_to[{index}]: not another topic: "
+                             f"{_show(other)}{_suggest(other, known)}")
 
 
 def _default_document() -> dict[str, Any]:
@@ -258,6 +247,11 @@ def _build_topic(topic_id: str, table: Mapping[str, Any], base: TopicRules | Non
     if "cooccur" in table:
         added = _parse_cooccur(table["cooccur"], where, f"{path}.cooccur")
         values["cooccur"] = added if flags["replace_cooccur"] else _unique(base.cooccur + added)
+    if "frames" in table:
+        added_frames = _parse_frames(table["frames"], where, f"{path}.frames")
+        values["frames"] = added_frames if flags["replace_cooccur"] else _unique(base.frames + added_frames)
+    if "yield_to" in table:
+        values["yield_to"] = _strings(table["yield_to"], where, f"{path}.yield_to")
     if "require_any" in table:
         values["require_any"] = _strings(table["require_any"], where, f"{path}.require_any")
     if "exclude" in table:
@@ -315,6 +309,33 @@ def _parse_cooccur(raw: Any, where: str, path: str) -> tuple[Cooccur, ...]:
         anchors = _strings(item.get("anchors", []), where, f"{item_path}.anchors")
         rules.append(Cooccur(terms=terms, anchors=anchors))
     return tuple(rules)
+
+
+def _parse_frames(raw: Any, where: str, path: str) -> tuple[Frame, ...]:
+    if not isinstance(raw, list):
+        raise RulesError(f"{where}: {path}: expected a list of tables ([[{path}]]), got {_show(raw)}")
+    frames = []
+    for index, item in enumerate(raw):
+        item_path = f"{path}[{index}]"
+        if not isinstance(item, Mapping):
+            raise RulesError(f"{where}: {item_path}: expected a table, got {_show(item)}")
+        _check_keys(item, FRAME_KEYS, where, item_path)
+        for key in FRAME_KEYS:
+            if key not in item:
+                raise RulesError(f"{where}: {item_path}.{key}: required")
+        name = _string(item["name"], where, f"{item_path}.name")
+        weight = _number(item["weight"], where, f"{item_path}.weight")
+        if weight == 0:
+            raise RulesError(f"{where}: {item_path}.weight: expected a weight above 0, got 0")
+        slots = item["all"]
+        if not isinstance(slots, list) or len(slots) < 2:
+            raise RulesError(f"{where}: {item_path}.all: expected a list of at least two lists of phrases, "
+                             f"got {_show(slots)}")
+        parsed = tuple(_strings(slot, where, f"{item_path}.all[{n}]") for n, slot in enumerate(slots))
+        if any(not slot for slot in parsed):
+            raise RulesError(f"{where}: {item_path}.all: every slot needs at least one phrase")
+        frames.append(Frame(name, weight, parsed))
+    return tuple(frames)
 
 
 def _parse_exclude(raw: Any, where: str, path: str) -> dict[str, tuple[str, ...]]:

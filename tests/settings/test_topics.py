@@ -182,17 +182,49 @@ def test_a_whole_rules_document_with_its_own_defaults():
         parse_topics({"defualts": {}, "topics": {"a": {"name": "甲", "terms": {"甲烷": 2}}}}, "rules.toml")
 
 
-def test_fold_makes_width_case_quotes_and_traditional_characters_match():
+def test_fold_makes_width_case_and_quotes_match():
     assert fold("ＣＣＥＲ") == "ccer"
     assert fold("《巴黎协定》第六条") == "巴黎协定第六条"
     assert fold("元／吨") == "元/吨"
-    traditional = "國家適應氣候變化戰略2035發布實施，氣候適應型城市建設"
-    assert fold(traditional) == "国家适应气候变化战略2035发布实施,气候适应型城市建设"
-    # Simplified text is left alone, even a character that only looks traditional.
-    assert fold("昇腾芯片") == "昇腾芯片"
+    # Traditional → Simplified is the classifier's job (tests/classify/test_mainland.py), not fold's.
+    assert fold("氣候適應") == "氣候適應"
 
 
 def test_the_chat_key_of_a_config_table_is_not_a_rule():
     user = {"carbon-market": {"telegram_chat": "@cm", "threshold": 9}}
     merged = merge_topics(load_default_topics(), user, WHERE)
     assert merged["carbon-market"].threshold == 9.0
+
+
+def test_frames_and_yield_to_are_parsed():
+    doc = {"topics": {
+        "a": {"name": "甲", "terms": {"甲烷": 2}, "yield_to": ["b"],
+              "frames": [{"name": "甲→乙", "weight": 2, "all": [["甲烷"], ["排放", "泄漏"]]}]},
+        "b": {"name": "乙", "terms": {"乙烯": 2}},
+    }}
+    rules = parse_topics(doc, "rules.toml")["a"]
+    assert rules.yield_to == ("b",)
+    assert rules.frames[0].name == "甲→乙" and rules.frames[0].weight == 2.0
+    assert rules.frames[0].slots == (("甲烷",), ("排放", "泄漏"))
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ({"yield_to": ["c"]}, r'^rules.toml: topics.a.yield_to\[0\]: not another topic: "c"'),
+    ({"yield_to": ["a"]}, r'^rules.toml: topics.a.yield_to\[0\]: not another topic: "a"'),
+    ({"frames": [{"name": "x", "weight": 1, "all": [["甲"]]}]},
+     r"^rules.toml: topics.a.frames\[0\].all: expected a list of at least two lists of phrases"),
+    ({"frames": [{"name": "x", "all": [["甲"], ["乙"]]}]}, r"^rules.toml: topics.a.frames\[0\].weight: required"),
+    ({"frames": [{"name": "x", "weight": 1, "all": [["甲"], []]}]},
+     r"^rules.toml: topics.a.frames\[0\].all: every slot needs at least one phrase"),
+    ({"frames": [{"name": "x", "weight": 1, "al": [["甲"], ["乙"]]}]},
+     r'^rules.toml: topics.a.frames\[0\].al: unknown key \(did you mean "all"\?\)'),
+])
+def test_bad_frames_and_yields_name_the_key(table, message):
+    doc = {"topics": {"a": {"name": "甲", "terms": {"甲烷": 2}, **table}, "b": {"name": "乙", "terms": {"乙烯": 2}}}}
+    with pytest.raises(RulesError, match=message):
+        parse_topics(doc, "rules.toml")
+
+
+def test_a_user_who_disables_the_topic_yielded_to_keeps_the_other():
+    merged = merge_topics(load_default_topics(), {"carbon-manager": {"enabled": False}}, "feedbot.toml")
+    assert "carbon-manager" not in merged and merged["carbon-market"].yield_to == ()
