@@ -25,7 +25,7 @@ from feedbot.outbox import Pacing  # noqa: E402
 from feedbot.publish.telegram import TelegramPublisher  # noqa: E402
 from feedbot.store import Store  # noqa: E402
 from tests.doubles.botapi import BotApiDouble, Limits  # noqa: E402
-from tests.publish.test_telegram import CHATS, TOPICS, make_article, make_config, save  # noqa: E402
+from tests.telegram_helpers import CHATS, TOPICS, make_article, save, telegram_config  # noqa: E402
 
 
 def theoretical_minimum(per_chat_messages: int, limits: Limits, chats: int) -> float:
@@ -40,7 +40,7 @@ async def bench(messages: int, chats: int, scale: float, min_gap: float) -> dict
     limits = Limits().scaled(scale)
     with tempfile.TemporaryDirectory() as tmp:
         async with BotApiDouble(limits=limits) as api:
-            config = make_config(Path(tmp), api, max_backlog=messages, chats={t: CHATS[t] for t in topics})
+            config = telegram_config(Path(tmp), api, max_backlog=messages, chats={t: CHATS[t] for t in topics})
             store = Store(config.db_path)
             for n in range(messages):
                 save(store, config, make_article(n), [topics[n % chats]])

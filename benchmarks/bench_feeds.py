@@ -23,7 +23,7 @@ from feedbot.publish import feeds  # noqa: E402
 from feedbot.sources.normalize import normalize  # noqa: E402
 from feedbot.store import Store  # noqa: E402
 from feedbot.web.server import render_index  # noqa: E402
-from tests.feeds_helpers import TOPICS, make_config  # noqa: E402
+from tests.feeds_helpers import TOPICS, feeds_config  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus" / "dev.jsonl"
 
@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        config = make_config(Path(tmp) / "state")
+        config = feeds_config(Path(tmp) / "state")
         store = Store(config.db_path)
         now = datetime.now(UTC)
         fill(store, args.articles, now)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import date
 from typing import Any
 
-from feedbot.classify import evaluate
+from feedbot.classify import articles, evaluate
 from feedbot.classify.scoring import classify, explain
 from feedbot.clock import utcnow
 from feedbot.errors import FeedbotError, StateError
@@ -184,8 +184,8 @@ class App:
 
     def classify_lines(self, lines: Iterable[str], name: str) -> Iterator[dict[str, Any]]:
         """`feedbot classify`: one record per JSON-lines article."""
-        for entry in evaluate.read_articles(lines, name):
-            yield evaluate.classification_record(entry.key, classify(normalize(entry), self.config.topics))
+        for entry in articles.read_articles(lines, name):
+            yield articles.classification_record(entry.key, classify(normalize(entry), self.config.topics))
 
     def classify_entry(self, entry: Entry) -> Classification:
         """The verdict on one entry."""
@@ -201,15 +201,15 @@ class App:
         article = normalize(entry)
         scores = explain(article, self.config.topics)
         if as_json:
-            return json.dumps(evaluate.explanation_dict(article, scores), ensure_ascii=False, indent=2) + "\n"
-        return evaluate.format_explanation(article, scores)
+            return json.dumps(articles.explanation_dict(article, scores), ensure_ascii=False, indent=2) + "\n"
+        return articles.format_explanation(article, scores)
 
     async def _entry_from(self, target: str, article_id: str | None) -> Entry:
         """A URL (a Jekyll post, else any page's h1 and p) or a file (.html, .json, .jsonl)."""
         if not target.startswith(("http://", "https://")):
-            return evaluate.entry_from_file(target, article_id)
+            return articles.entry_from_file(target, article_id)
         page = await self.fetcher.get(target)
         try:
             return parse_post(page.text, page.final_url, "explain")
         except FeedbotError:
-            return evaluate.entry_from_html(page.text, page.final_url)
+            return articles.entry_from_html(page.text, page.final_url)

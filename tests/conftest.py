@@ -67,3 +67,13 @@ def artifacts_dir() -> Path:
     """Where tests keep files worth looking at afterwards (screenshots)."""
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    """A fresh, migrated state database in tmp_path."""
+    from feedbot.store import Store
+
+    opened = Store(tmp_path / "feedbot.db")
+    yield opened
+    opened.close()

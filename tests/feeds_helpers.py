@@ -45,7 +45,7 @@ class Item:
     published_at: datetime
 
 
-def make_config(
+def feeds_config(
     state_dir: Path, base_url: str = "https://feeds.example.org", entry_limit: int = 50
 ) -> Config:
     """A real Config (parsed like a TOML file) with Telegram chats for two channels."""

@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from feedbot.clock import SHANGHAI
+from feedbot.demo.theme import PAGE_FOOT, page_head
 
 CST = SHANGHAI  # the site prints Asia/Shanghai times
 DEFAULT_CATEGORY = "zhongguohuanjingbao"
@@ -64,49 +65,6 @@ def fixture_posts() -> list[SamplePost]:
                        time=datetime.strptime(p["time"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=CST),
                        outlet=p.get("outlet", "中国环境报"))
             for p in _fixture()["posts"]]
-
-
-def _head(title: str) -> str:
-    return f"""<!DOCTYPE html>
-<html lang="zh-CN">
-  <head>
-    <meta charset="UTF-8">
-    <meta http-equiv="X-UA-Compatible" content="IE=edge">
-    <meta name="viewport" content="width=device-width, initial-scale=1">
-    <meta content="ZNing" name="author" />
-    <meta property="og:type" content="website" />
-    <meta property="og:title" content="{html.escape(title)}">
-<!-- Begin Jekyll SEO tag v2.8.0 -->
-<title>{html.escape(title, quote=False)} | 金融消息</title>
-<meta name="generator" content="Jekyll v3.9.3" />
-<link rel="canonical" href="https://finews.withounder.com/" />
-<!-- End Jekyll SEO tag -->
-    <link rel="stylesheet" href="/assets/css/style.css?v=0">
-    <script type="text/JavaScript">
-      function AutoRefresh( t ) {{ setTimeout("location.reload(true);", t); }}
-    </script>
-  </head>
-  <body onload="JavaScript:AutoRefresh(60000);">
-    <div class="wrapper">
-      <header>
-        <h1><a href="https://finews.withounder.com/">金融消息</a></h1>
-        <p></p>
-      </header>
-      <section>
-
-      """
-
-
-_FOOT = """
-      </section>
-      <footer>
-        <p>&copy; 2021</p>
-      </footer>
-    </div>
-    <script src="/assets/js/scale.fix.js"></script>
-  </body>
-</html>
-"""
 
 
 class SampleSite:
@@ -242,7 +200,7 @@ class SampleSite:
         name = self.category_names.get(category, category)
         items = "\n".join(f'    <li><a href="{p.path}">{html.escape(p.title, quote=False)}</a></li>'
                           for p in self.category_posts(category))
-        return (_head("咸宁日报新闻") + f'<h2 id="{name}">{name}</h2>\n<ul>\n{items}\n</ul>\n\n' + _FOOT)
+        return (page_head("咸宁日报新闻") + f'<h2 id="{name}">{name}</h2>\n<ul>\n{items}\n</ul>\n\n' + PAGE_FOOT)
 
     def _article_html(self, post: SamplePost) -> str:
         paragraphs = "\n ".join(f"<p>{html.escape(p, quote=False)}</p>" for p in post.paragraphs)
@@ -264,7 +222,7 @@ class SampleSite:
                 f'<p><a href="//{netloc}/category/{post.category}.html">返回{name}</a>｜'
                 f'<a href="//{netloc}/">返回首页</a></p>\n\n'
                 f"  <small>tags: <em>{name}</em></small>\n\n")
-        return _head(post.title) + body + _FOOT
+        return page_head(post.title) + body + PAGE_FOOT
 
     def render_feed(self) -> str:
         """jekyll-feed's Atom feed: the newest 10 posts of the whole site."""
@@ -319,7 +277,8 @@ class SampleSite:
         if path in ("/", "/index.html"):
             links = "\n".join(f'    <li><a href="/category/{c}.html">{n}</a></li>'
                               for c, n in self.category_names.items())
-            return _Doc((_head("金融消息") + f"<ul>\n{links}\n</ul>\n" + _FOOT).encode(), "text/html; charset=utf-8")
+            page = page_head("金融消息") + f"<ul>\n{links}\n</ul>\n" + PAGE_FOOT
+            return _Doc(page.encode(), "text/html; charset=utf-8")
         return None
 
     def _version(self, path: str, body: bytes) -> _Version:

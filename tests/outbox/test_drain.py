@@ -20,7 +20,7 @@ from feedbot.publish.console import ConsolePublisher
 from feedbot.publish.telegram import TelegramPublisher
 from feedbot.store import Store
 from tests.doubles.botapi import BotApiDouble, Limits
-from tests.publish.test_telegram import CHATS, SCALE, TOPICS, make_article, make_config, save
+from tests.telegram_helpers import CHATS, SCALE, TOPICS, make_article, save, telegram_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,12 +29,12 @@ def child_main() -> None:
     """A drain in its own process (argv: state_dir base_url token), stopping cleanly on SIGTERM."""
     state_dir, base_url, token = sys.argv[1:4]
 
-    class _Api:  # what make_config needs to know about the double
+    class _Api:  # what telegram_config needs to know about the double
         pass
 
     api = _Api()
     api.base_url, api.token = base_url, token
-    config = make_config(Path(state_dir), api, max_backlog=1000)  # type: ignore[arg-type]
+    config = telegram_config(Path(state_dir), api, max_backlog=1000)  # type: ignore[arg-type]
 
     async def run() -> None:
         store = Store(config.db_path)
@@ -92,7 +92,7 @@ async def _finish_in_process(api: BotApiDouble, config, store: Store) -> None:
 
 async def test_sigkill_mid_drain_then_restart_delivers_everything_with_at_most_one_duplicate(tmp_path):
     async with BotApiDouble(limits=Limits().scaled(SCALE), response_delay=0.1) as api:
-        config = make_config(tmp_path, api, max_backlog=1000)
+        config = telegram_config(tmp_path, api, max_backlog=1000)
         store = Store(config.db_path)
         expected = fill(store, config, 24)
         code = await _drain_in_child(api, tmp_path, signal.SIGKILL, after=6)
@@ -116,7 +116,7 @@ async def test_sigkill_mid_drain_then_restart_delivers_everything_with_at_most_o
 
 async def test_sigterm_mid_drain_finishes_the_send_in_flight_and_never_duplicates(tmp_path):
     async with BotApiDouble(limits=Limits().scaled(SCALE), response_delay=0.1) as api:
-        config = make_config(tmp_path, api, max_backlog=1000)
+        config = telegram_config(tmp_path, api, max_backlog=1000)
         store = Store(config.db_path)
         expected = fill(store, config, 24)
         code = await _drain_in_child(api, tmp_path, signal.SIGTERM, after=6)
@@ -132,7 +132,7 @@ async def test_sigterm_mid_drain_finishes_the_send_in_flight_and_never_duplicate
 
 async def test_stop_event_mid_drain_returns_after_the_message_in_flight(tmp_path):
     async with BotApiDouble(limits=Limits().scaled(SCALE), response_delay=0.05) as api:
-        config = make_config(tmp_path, api, max_backlog=1000)
+        config = telegram_config(tmp_path, api, max_backlog=1000)
         store = Store(config.db_path)
         expected = fill(store, config, 16)
         pub = TelegramPublisher(config, store, pacing=Pacing().scaled(SCALE))
@@ -153,7 +153,7 @@ async def test_stop_event_mid_drain_returns_after_the_message_in_flight(tmp_path
 
 async def test_cancelled_drain_still_records_the_send_in_flight(tmp_path):
     async with BotApiDouble(limits=Limits().scaled(SCALE), response_delay=0.1) as api:
-        config = make_config(tmp_path, api, max_backlog=1000)
+        config = telegram_config(tmp_path, api, max_backlog=1000)
         store = Store(config.db_path)
         fill(store, config, 4)
         pub = TelegramPublisher(config, store, pacing=Pacing().scaled(SCALE))
@@ -172,7 +172,7 @@ async def test_cancelled_drain_still_records_the_send_in_flight(tmp_path):
 
 async def test_backlog_guard_on_first_start_keeps_the_newest_and_says_why(tmp_path):
     async with BotApiDouble(limits=Limits().scaled(SCALE)) as api:
-        config = make_config(tmp_path, api, chats={"carbon-market": "@carbon_market_test"})
+        config = telegram_config(tmp_path, api, chats={"carbon-market": "@carbon_market_test"})
         store = Store(config.db_path)
         for n in range(12):
             save(store, config, make_article(n), ["carbon-market"])
@@ -210,12 +210,12 @@ async def test_backlog_guard_on_first_start_keeps_the_newest_and_says_why(tmp_pa
 
 async def test_newly_configured_chat_gets_the_newest_articles_of_its_channel(tmp_path):
     async with BotApiDouble(limits=Limits().scaled(SCALE)) as api:
-        old = make_config(tmp_path, api, chats={})
+        old = telegram_config(tmp_path, api, chats={})
         store = Store(old.db_path)
         for n in range(9):
             save(store, old, make_article(n), ["climate-finance"])
         assert store.deliveries(statuses=("pending",)) == []  # no chat, no deliveries
-        config = make_config(tmp_path, api, chats={"climate-finance": "@climate_finance_test"})
+        config = telegram_config(tmp_path, api, chats={"climate-finance": "@climate_finance_test"})
         pub = TelegramPublisher(config, store, pacing=Pacing().scaled(SCALE))
         stats = await pub.drain()
         again = await pub.drain()
@@ -228,17 +228,17 @@ async def test_newly_configured_chat_gets_the_newest_articles_of_its_channel(tmp
 
 
 def test_targets_for_telegram_and_console(tmp_path):
-    with_token = make_config(
+    with_token = telegram_config(
         tmp_path, None, token="123:abc", chats={"carbon-market": "@c", "climate-finance": "-100"}
     )
     assert targets_for(with_token) == {"carbon-market": [Target("telegram", "@c")],
                                        "climate-finance": [Target("telegram", "-100")]}
-    without = make_config(tmp_path, None, chats={"carbon-market": "@c"})
+    without = telegram_config(tmp_path, None, chats={"carbon-market": "@c"})
     assert targets_for(without) == {t: [Target("console", t)] for t in TOPICS}
 
 
 async def test_console_publisher_prints_each_message_once(tmp_path):
-    config = make_config(tmp_path, None)
+    config = telegram_config(tmp_path, None)
     store = Store(config.db_path)
     for n in range(3):
         save(store, config, make_article(n, title=f"标题<b>{n}</b>"), ["carbon-market", "carbon-manager"])
@@ -255,7 +255,7 @@ async def test_console_publisher_prints_each_message_once(tmp_path):
 
 
 def test_store_requeues_sending_rows_and_lists_edits(tmp_path):
-    config = make_config(tmp_path, None, token="123:abc")
+    config = telegram_config(tmp_path, None, token="123:abc")
     store = Store(config.db_path)
     save(store, config, make_article(1), ["carbon-market"])
     save(store, config, make_article(2), ["carbon-market"])

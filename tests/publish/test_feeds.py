@@ -21,9 +21,9 @@ from tests.feeds_helpers import (
     article,
     edited,
     expected,
+    feeds_config,
     fill_store,
     fixed_now,
-    make_config,
 )
 
 CHANNELS = (*TOPICS, "all")
@@ -38,7 +38,7 @@ NAMES = {
 
 @pytest.fixture
 def world(tmp_path: Path):
-    config = make_config(tmp_path / "state")
+    config = feeds_config(tmp_path / "state")
     store = Store(config.db_path)
     items = fill_store(store, fixed_now())
     yield config, store, items
@@ -136,7 +136,7 @@ def test_topic_excerpt_is_the_summary_and_all_uses_the_best(world):
 
 
 def test_entry_limit_caps_every_feed(tmp_path: Path):
-    config = make_config(tmp_path / "state", entry_limit=3)
+    config = feeds_config(tmp_path / "state", entry_limit=3)
     store = Store(config.db_path)
     items = fill_store(store, fixed_now())
     feeds.rebuild_all(store, config)
@@ -212,7 +212,7 @@ def test_hostile_content_never_reaches_a_feed(world):
 
 
 def test_control_characters_and_empty_channels_still_make_valid_feeds(tmp_path: Path):
-    config = make_config(tmp_path / "state")
+    config = feeds_config(tmp_path / "state")
     store = Store(config.db_path)
     art, cls = article(
         7,

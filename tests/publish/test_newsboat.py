@@ -14,7 +14,7 @@ from feedbot.publish import feeds
 from feedbot.store import Store
 from feedbot.web.server import create_app, start_web
 from tests.conftest import require_program
-from tests.feeds_helpers import TOPICS, expected, fill_store, fixed_now, make_config
+from tests.feeds_helpers import TOPICS, expected, feeds_config, fill_store, fixed_now
 
 CHANNELS = (*TOPICS, "all")
 
@@ -53,7 +53,7 @@ async def newsboat_reload(program: str, home: Path, urls: list[str]) -> sqlite3.
 @pytest.mark.parametrize("ext", ["xml", "atom"])
 async def test_newsboat_sees_every_channel_with_all_entries(tmp_path: Path, ext: str):
     program = require_program("newsboat", "the real feed reader the feeds are checked with")
-    config = make_config(tmp_path / "state")
+    config = feeds_config(tmp_path / "state")
     store = Store(config.db_path)
     items = fill_store(store, fixed_now())
     feeds.rebuild_all(store, config)

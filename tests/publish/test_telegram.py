@@ -4,107 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
-from feedbot.model import Article, Classification, TopicMatch
 from feedbot.ops.status import collect_status
-from feedbot.outbox import Pacing, targets_for
+from feedbot.outbox import Pacing
 from feedbot.publish.telegram import TelegramPublisher, TelegramUnauthorized
-from feedbot.settings.config import Config, FeedsConfig, FetchConfig, Secret, SourceConfig, TelegramConfig, WebConfig
-from feedbot.settings.topics import TopicRules
+from feedbot.settings.config import Config
 from feedbot.store import Store
 from tests.doubles.botapi import BotApiDouble, Limits, utf16_len
-
-SCALE = 0.05  # one minute of flood control becomes 3 s
-TOPICS = {
-    "carbon-market": ("碳市场", "#碳市场"),
-    "adaptation-2035": ("适应气候变化战略2035", "#适应气候变化战略2035"),
-    "climate-finance": ("气候投融资试点", "#气候投融资试点"),
-    "carbon-manager": ("碳排放管理员", "#碳排放管理员"),
-}
-CHATS = {
-    "carbon-market": "@carbon_market_test",
-    "adaptation-2035": "-1001234567890",
-    "climate-finance": "@climate_finance_test",
-    "carbon-manager": "-1009876543210",
-}
-T0 = datetime(2022, 3, 1, tzinfo=UTC)
-
-
-def make_config(
-    state_dir: Path,
-    api: BotApiDouble | None,
-    *,
-    token: str | None = None,
-    chats: dict[str, str] | None = None,
-    **telegram,
-) -> Config:
-    """A Config for tests: the four channels, the double as the Bot API server."""
-    topics = {
-        tid: TopicRules(id=tid, name=name, description="", hashtag=tag, terms=((name, 1.0),))
-        for tid, (name, tag) in TOPICS.items()
-    }
-    if api is not None:
-        telegram.setdefault("api_base_url", api.base_url)
-        token = token or api.token
-    return Config(
-        path=None,
-        state_dir=state_dir,
-        web=WebConfig(base_url="https://feeds.example.org"),
-        fetch=FetchConfig(),
-        feeds=FeedsConfig(),
-        topics=topics,
-        telegram=TelegramConfig(token=Secret(token) if token else None, **telegram),
-        sources=(
-            SourceConfig(
-                id="zhongguohuanjingbao", kind="jekyll", url="https://x.example.org/", outlet="中国环境报"
-            ),
-        ),
-        chats=CHATS if chats is None else chats,
-    )
-
-
-def make_article(
-    n: int,
-    *,
-    title: str | None = None,
-    excerpt: str | None = None,
-    version: str = "v1",
-    published_at: datetime | None = None,
-) -> Article:
-    """Article n, published n minutes after T0."""
-    return Article(
-        source_id="zhongguohuanjingbao",
-        key=f"NW{n:04d}",
-        url=f"https://x.example.org/NW{n:04d}.html",
-        title=title or f"第{n}篇 碳市场新闻",
-        body_html="<p>正文。</p>",
-        text=f"第{n}篇正文。",
-        paragraphs=(f"第{n}篇正文。",),
-        sections=(),
-        content_hash=f"{n}-{version}",
-        published_at=published_at or T0 + timedelta(minutes=n),
-        outlet="中国环境报",
-    )
-
-
-def save(store: Store, config: Config, article: Article, topics: Iterable[str], excerpt: str | None = None):
-    """Store an article classified into ``topics``, with the deliveries the pipeline would create."""
-    matches = tuple(
-        TopicMatch(
-            topic=t,
-            score=10.0,
-            matched=True,
-            excerpt=excerpt if excerpt is not None else f"{article.title}的摘要。",
-        )
-        for t in topics
-    )
-    return store.save_article(article, Classification(matches=matches), targets_for(config))
+from tests.telegram_helpers import CHATS, SCALE, TOPICS, make_article, save, telegram_config
 
 
 def titles(api: BotApiDouble, chat: str) -> list[str]:
@@ -117,13 +28,6 @@ async def api():
         yield double
 
 
-@pytest.fixture
-def store(tmp_path: Path):
-    s = Store(tmp_path / "feedbot.db")
-    yield s
-    s.close()
-
-
 async def publisher(config: Config, store: Store, pacing: Pacing | None = None) -> TelegramPublisher:
     pub = TelegramPublisher(config, store, pacing=pacing or Pacing().scaled(SCALE))
     await pub.start()
@@ -131,7 +35,7 @@ async def publisher(config: Config, store: Store, pacing: Pacing | None = None) 
 
 
 async def test_60_articles_over_4_chats_arrive_once_each_in_order(api, store, tmp_path):
-    config = make_config(tmp_path, api, max_backlog=1000)
+    config = telegram_config(tmp_path, api, max_backlog=1000)
     topic_ids = list(TOPICS)
     expected: dict[str, list[str]] = {chat: [] for chat in CHATS.values()}
     for n in range(60):
@@ -161,7 +65,7 @@ async def test_60_articles_over_4_chats_arrive_once_each_in_order(api, store, tm
 async def test_429_waits_for_that_chat_only(api, store, tmp_path):
     # Our pacing believes the chat may take 40 per window; the server allows 20: 429s must happen,
     # be waited out for that chat, and nothing may be lost or reordered.
-    config = make_config(
+    config = telegram_config(
         tmp_path,
         api,
         max_backlog=1000,
@@ -183,7 +87,7 @@ async def test_429_waits_for_that_chat_only(api, store, tmp_path):
 
 
 async def test_hostile_title_is_shown_literally(api, store, tmp_path):
-    config = make_config(tmp_path, api)
+    config = telegram_config(tmp_path, api)
     title = '<script>alert("x")</script> 碳市场 & <b>加粗</b> &amp;'
     save(store, config, make_article(1, title=title), ["carbon-market"], excerpt="A&B <i>不是斜体</i>。")
     pub = await publisher(config, store)
@@ -199,7 +103,7 @@ async def test_hostile_title_is_shown_literally(api, store, tmp_path):
 
 
 async def test_a_10000_character_excerpt_is_sent_as_one_valid_message(api, store, tmp_path):
-    config = make_config(tmp_path, api)
+    config = telegram_config(tmp_path, api)
     excerpt = "全国碳市场扩大覆盖范围至钢铁、水泥、铝冶炼行业，配额分配方案同步发布。" * 300
     assert len(excerpt) > 10_000
     save(store, config, make_article(1), ["carbon-market"], excerpt=excerpt)
@@ -216,7 +120,7 @@ async def test_a_10000_character_excerpt_is_sent_as_one_valid_message(api, store
 
 async def test_server_saying_too_long_makes_us_shorten_and_resend(api, store, tmp_path):
     api.max_text = 3500  # the server counts differently from us: we must still get through
-    config = make_config(tmp_path, api)
+    config = telegram_config(tmp_path, api)
     save(store, config, make_article(1), ["carbon-market"], excerpt="很长的一句话。" * 1000)
     pub = await publisher(config, store)
     try:
@@ -232,7 +136,7 @@ async def test_server_saying_too_long_makes_us_shorten_and_resend(api, store, tm
 
 async def test_cant_parse_entities_falls_back_to_plain_text_once(api, store, tmp_path):
     api.refuse_html = True
-    config = make_config(tmp_path, api)
+    config = telegram_config(tmp_path, api)
     save(store, config, make_article(1, title="标题 <b>&"), ["carbon-market"])
     pub = await publisher(config, store)
     try:
@@ -249,7 +153,7 @@ async def test_cant_parse_entities_falls_back_to_plain_text_once(api, store, tmp
 
 
 async def test_an_edited_article_edits_its_message(api, store, tmp_path):
-    config = make_config(tmp_path, api)
+    config = telegram_config(tmp_path, api)
     save(store, config, make_article(1), ["carbon-market", "climate-finance"])
     pub = await publisher(config, store)
     try:
@@ -283,7 +187,7 @@ async def test_an_edited_article_edits_its_message(api, store, tmp_path):
 
 
 async def test_edits_stop_after_the_edit_window(api, store, tmp_path):
-    config = make_config(tmp_path, api, edit_window=3600.0)
+    config = telegram_config(tmp_path, api, edit_window=3600.0)
     save(store, config, make_article(1), ["carbon-market"])
     pub = await publisher(config, store)
     try:
@@ -305,7 +209,7 @@ async def test_edits_stop_after_the_edit_window(api, store, tmp_path):
 
 async def test_403_blocks_the_target_keeps_items_pending_and_recovers(api, store, tmp_path):
     api.forbidden_chats.add(CHATS["climate-finance"])
-    config = make_config(tmp_path, api)
+    config = telegram_config(tmp_path, api)
     for n in range(3):
         save(store, config, make_article(n), ["carbon-market", "climate-finance"])
     # The store keeps whole seconds: 2 s is the shortest retry that is surely still ahead on the second drain.
@@ -335,7 +239,7 @@ async def test_403_blocks_the_target_keeps_items_pending_and_recovers(api, store
 
 async def test_401_stops_the_publisher_with_a_clear_error_and_sends_nothing(api, store, tmp_path, caplog):
     wrong = "987654321:WRONGtokenWRONGtokenWRONGtokenWRONGto"
-    config = make_config(tmp_path, api, token=wrong)
+    config = telegram_config(tmp_path, api, token=wrong)
     save(store, config, make_article(1), ["carbon-market"])
     pub = TelegramPublisher(config, store, pacing=Pacing().scaled(SCALE))
     with pytest.raises(TelegramUnauthorized) as caught:
@@ -349,7 +253,7 @@ async def test_401_stops_the_publisher_with_a_clear_error_and_sends_nothing(api,
 
 
 async def test_401_mid_drain_marks_targets_unauthorized(api, store, tmp_path):
-    config = make_config(tmp_path, api)
+    config = telegram_config(tmp_path, api)
     save(store, config, make_article(1), ["carbon-market"])
     pub = await publisher(config, store)
     api.token = "111111111:revokedREVOKEDrevokedREVOKEDrevoked"  # the token was revoked while running
@@ -365,7 +269,7 @@ async def test_401_mid_drain_marks_targets_unauthorized(api, store, tmp_path):
 
 async def test_random_502s_still_deliver_everything_exactly_once(api, store, tmp_path):
     api.fail_rate = 0.3
-    config = make_config(tmp_path, api, max_backlog=1000)
+    config = telegram_config(tmp_path, api, max_backlog=1000)
     for n in range(20):
         save(store, config, make_article(n), [list(TOPICS)[n % 4]])
     pub = await publisher(config, store, replace(Pacing().scaled(SCALE), backoff_base=0.02, backoff_cap=0.2))
@@ -379,7 +283,7 @@ async def test_random_502s_still_deliver_everything_exactly_once(api, store, tmp
 
 
 async def test_link_previews_follow_the_config(api, store, tmp_path):
-    config = make_config(tmp_path, api, link_preview=True)
+    config = telegram_config(tmp_path, api, link_preview=True)
     save(store, config, make_article(1), ["carbon-market"])
     pub = await publisher(config, store)
     try:
@@ -391,7 +295,7 @@ async def test_link_previews_follow_the_config(api, store, tmp_path):
 
 async def test_the_token_never_reaches_logs_or_errors(api, store, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
-    config = make_config(tmp_path, api)
+    config = telegram_config(tmp_path, api)
     api.fail_rate = 0.3
     api.forbidden_chats.add(CHATS["carbon-manager"])
     for n in range(8):
@@ -423,7 +327,7 @@ async def test_the_token_never_reaches_logs_or_errors(api, store, tmp_path, capl
 
 
 async def test_private_chat_commands(api, store, tmp_path):
-    config = make_config(tmp_path, api)
+    config = telegram_config(tmp_path, api)
     for n in range(7):
         save(store, config, make_article(n), ["carbon-market"])
     pub = await publisher(config, store)

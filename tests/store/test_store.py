@@ -27,13 +27,6 @@ def verdict(*topics: str) -> Classification:
         TopicMatch(t, 9.0, True, (Evidence("碳市场", "title", 1, 3.0),), f"excerpt for {t}") for t in topics))
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "feedbot.db")
-    yield s
-    s.close()
-
-
 def test_new_file_is_migrated_to_current_schema_in_wal_mode(tmp_path):
     store = Store(tmp_path / "state" / "feedbot.db")
     assert store.schema_version() == SCHEMA_VERSION

@@ -17,7 +17,7 @@ from lxml import html
 from feedbot.publish import feeds
 from feedbot.store import Store
 from tests.conftest import require_program
-from tests.feeds_helpers import BAD_MARKERS, TOPICS, expected, fill_store, make_config, serving
+from tests.feeds_helpers import BAD_MARKERS, TOPICS, expected, feeds_config, fill_store, serving
 
 CHANNELS = (*TOPICS, "all")
 FLAGS = (
@@ -55,7 +55,7 @@ async def chromium(program: str, profile: Path, *args: str) -> str:
 
 @pytest.fixture
 def world(tmp_path: Path):
-    config = make_config(tmp_path / "state")
+    config = feeds_config(tmp_path / "state")
     store = Store(config.db_path)
     items = fill_store(store, datetime.now(UTC))  # recent, so the weekly chart has bars
     feeds.rebuild_all(store, config)

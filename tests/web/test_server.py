@@ -24,9 +24,9 @@ from tests.feeds_helpers import (
     TOPICS,
     article,
     edited,
+    feeds_config,
     fill_store,
     fixed_now,
-    make_config,
     serving,
 )
 
@@ -37,7 +37,7 @@ IDENTITY = {"Accept-Encoding": "identity"}
 
 @pytest.fixture
 def world(tmp_path: Path):
-    config = make_config(tmp_path / "state")
+    config = feeds_config(tmp_path / "state")
     store = Store(config.db_path)
     items = fill_store(store, fixed_now())
     feeds.rebuild_all(store, config)
@@ -273,7 +273,7 @@ async def test_index_lists_channels_with_autodiscovery_and_no_hostile_markup(wor
 
 
 def test_chart_counts_articles_per_week(tmp_path: Path):
-    config = make_config(tmp_path / "state")
+    config = feeds_config(tmp_path / "state")
     store = Store(config.db_path)
     now = fixed_now()
     fill_store(store, now, per_topic={"carbon-market": 5}, hostile=False)
@@ -295,7 +295,7 @@ async def test_binds_loopback_by_default(world):
 
 
 async def test_index_survives_an_empty_store(tmp_path: Path):
-    config = make_config(tmp_path / "state")
+    config = feeds_config(tmp_path / "state")
     store = Store(config.db_path)
     async with serving(config, store) as server, aiohttp.ClientSession() as http:
         async with http.get(server.url + "/") as resp:
