@@ -36,6 +36,12 @@ REGIONAL_USAGE: tuple[tuple[str, str], ...] = (
     # verification and accounting: 查驗 is 核查, 確證 is 审定, 盤查 is the inventory (核算)
     ("查验机构", "核查机构"),
     ("查验人员", "核查人员"),
+    ("查验员", "核查员"),
+    ("盘查人员", "核算人员"),
+    ("盘查员", "核算员"),
+    # the profession: Taiwan certifies it as iPAS 淨零碳規劃管理師, and says 證照 for a certificate
+    ("净零碳规划管理师", "碳排放管理师"),
+    ("证照", "证书"),
     ("确证", "审定"),
     ("温室气体盘查", "温室气体排放核算"),
     ("碳盘查", "碳排放核算"),

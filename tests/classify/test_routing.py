@@ -87,6 +87,17 @@ def test_a_hong_kong_climate_finance_story_routes_to_climate_finance():
     assert {"气候融资", "资金→应对气候变化"} <= terms(got["climate-finance"])
 
 
+def test_a_taiwan_verifier_career_story_routes_to_carbon_manager():
+    # Taiwan names the trade 溫室氣體查驗員 / 盤查員 and certifies it as iPAS 淨零碳規劃管理師.
+    got = scores(
+        "溫室氣體查驗員證照熱門 淨零碳規劃管理師報考人數創新高",
+        "碳費上路後，企業對溫室氣體盤查員與查驗員的需求大增，多所大學開設培訓課程，結訓後可報考證照。",
+        "經濟部表示，淨零碳規劃管理師考試今年報名人數倍增，具備查驗能力的人才起薪明顯高於一般職缺。",
+    )
+    assert got["carbon-manager"].matched
+    assert {"温室气体核查员", "碳排放管理师"} <= terms(got["carbon-manager"])
+
+
 # --- Roundups and lists ----------------------------------------------------------------------------
 
 ROUNDUP_ITEMS = (
