@@ -51,6 +51,8 @@ BENCHMARKS = (
           quick_args=("--quick",)),
     Bench("classify", "bench_classify.py", "Classification (one core)",
           "the target of 1,000 articles/s from body_html"),
+    Bench("routing", "bench_routing.py", "Routing quality: tuned on dev.jsonl, validated on dev2.jsonl",
+          "the issue's targets (dev2: P ≥ 0.90, R ≥ 0.85 per channel; dev: P ≥ 0.95, R ≥ 0.90)"),
     Bench("feeds", "bench_feeds.py", "Feed rebuild (every channel × 3 formats × 50 entries)",
           "rewriting every feed file on every change (the first rebuild)", quick_args=("--repeat", "3")),
     Bench("drain", "bench_drain.py", "Telegram drain: 200 messages over 4 chats against the Bot API double",
