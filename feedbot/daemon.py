@@ -335,8 +335,9 @@ class Daemon:
                 task.cancel()
         # The drain returns after the message in flight (up to SEND_GRACE); the others only wait on the stop event.
         done: set[asyncio.Task] = set()
-        for names, grace in (({"drain"}, SEND_GRACE), (None, STOP_GRACE)):
-            tasks = [t for t in self._tasks if (names is None) != (t.get_name() in (names or set()))]
+        drains = [t for t in self._tasks if t.get_name() == "drain"]
+        others = [t for t in self._tasks if t.get_name() != "drain"]
+        for tasks, grace in ((drains, SEND_GRACE), (others, STOP_GRACE)):
             if not tasks:
                 continue
             finished, late = await asyncio.wait(tasks, timeout=max(0.0, grace - (time.monotonic() - began)))
