@@ -38,6 +38,9 @@ def collect_status(store: Store, config: Config) -> dict[str, Any]:
     ]
     for target, info in deliveries.items():
         info.update(targets.get(target, {}))
+    for target, info in targets.items():  # e.g. blocked before its first delivery
+        if target not in deliveries and info["state"] != "ok":
+            deliveries[target] = {"topic": "-", "by_status": {}, **info}
     return {
         "database": str(config.db_path),
         "sources": sources,

@@ -296,7 +296,9 @@ class TelegramPublisher:
                 ids[(chat_id, target.thread)] = target
         moved = 0
         for old in orphans:
-            chat_id = self.store.target_chat_id(old) or await self._chat_id(old.address)
+            known = self.store.target_chat_id(old)
+            # A numeric address "resolves" to itself: ask anyway, a migrated group answers with its new id.
+            chat_id = known if known and known != old.address else await self._chat_id(old.address)
             if chat_id is None:
                 continue
             new = ids.get((chat_id, old.thread))

@@ -154,14 +154,15 @@ class Database:
             ro = read_only and not memory and self.path.exists() and not _writable(self.path)
             if not memory and not ro:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            target = f"file:{quote(str(self.path.resolve()))}?mode=ro" if ro else str(path)
-            # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE), never implicit.
-            conn = sqlite3.connect(target, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                                   check_same_thread=False, uri=ro)
-            self.db = sqlite_utils.Database(conn)
-            self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self.db.execute("PRAGMA foreign_keys = ON")
-            version = self.schema_version()
+            try:
+                conn = self._connect(ro)
+                version = self.schema_version()
+            except (sqlite3.OperationalError, StateError):
+                if not ro:
+                    raise
+                # WAL without a -shm file we may create: nobody can be writing here, read the file as it is.
+                conn = self._connect(ro, immutable=True)
+                version = self.schema_version()
             foreign = self._foreign_tables() if version == 0 else []
         except (sqlite3.DatabaseError, StateError) as exc:
             cause = exc.__cause__ if isinstance(exc, StateError) else exc
@@ -181,6 +182,19 @@ class Database:
                 f"up to {SCHEMA_VERSION}); upgrade feedbot or restore a backup — the file was not touched")
         if migrate:
             self.migrate()
+
+    def _connect(self, read_only: bool, *, immutable: bool = False) -> sqlite3.Connection:
+        if read_only:
+            target = f"file:{quote(str(self.path.resolve()))}?mode=ro" + ("&immutable=1" if immutable else "")
+        else:
+            target = str(self.path)
+        # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE), never implicit.
+        conn = sqlite3.connect(target, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                               check_same_thread=False, uri=read_only)
+        self.db = sqlite_utils.Database(conn)
+        self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self.db.execute("PRAGMA foreign_keys = ON")
+        return conn
 
     def _foreign_tables(self) -> list[str]:
         """The tables of a version-0 file that holds none of feedbot's (another program's database), else []."""

@@ -515,7 +515,11 @@ class BotApiDouble:
         self.counts["getChat"] += 1
         if chat_id in self.forbidden_chats:
             return self._error(403, "Forbidden: bot is not a member of the channel chat")
-        return self._migrated(chat_id) or self._ok(self._chat(chat_id))
+        migrated = self._migrated(chat_id)
+        if migrated:
+            return migrated
+        # getChat answers a ChatFullInfo: a few more fields than the Chat inside a message.
+        return self._ok({**self._chat(chat_id), "accent_color_id": 0, "max_reaction_count": 11})
 
     async def _api_sendmessage(self, params: dict[str, Any]) -> web.Response:
         chat_id = str(params.get("chat_id", ""))
