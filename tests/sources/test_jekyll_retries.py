@@ -114,7 +114,7 @@ async def test_edits_to_older_posts_are_noticed_within_a_bounded_number_of_polls
         site.edit_post(oldest, paragraphs=[*oldest.paragraphs, "（更正：文中数据已更新。）"])
         polls = 0
         # Newest 5 each poll plus a window of 5 older ones moving on: every post within ceil(older / 5) polls.
-        for polls in range(1, (len(listed) - 5 + 4) // 5 + 2):
+        for polls in range(1, (len(listed) - 5 + 4) // 5 + 2):  # noqa: B007 (read after the loop)
             if (await app.poll(SID, deadline=30)).updated:
                 break
         else:
