@@ -102,7 +102,9 @@ async def test_sigterm_while_the_bot_api_answers_slowly_records_the_send_and_sen
             while not any(method == "sendMessage" for method, _ in double.requests):
                 assert time.monotonic() < deadline, daemon.log_tail()
                 await asyncio.sleep(0.1)
+            stopping = time.monotonic()
             code = await daemon.signal(15, timeout=60)
+            stop_seconds = time.monotonic() - stopping
             assert code == 0, daemon.log_tail()
             after_stop = outcome(tmp_path / "state", site, double)
             assert after_stop.statuses == {"sent": 1}, (after_stop.statuses, daemon.log_tail())
@@ -114,4 +116,9 @@ async def test_sigterm_while_the_bot_api_answers_slowly_records_the_send_and_sen
             await daemon.terminate()
         finally:
             await daemon.ensure_stopped()
+    record("quick: SIGTERM while the Bot API answers after 15 s (stop grace 10 s), 1 post", {
+        "posts": final.posts, "stored": final.stored, "expected_messages": final.expected_messages,
+        "lost_messages": len(final.lost_messages), "duplicates": final.duplicates, "outbox": final.statuses,
+        "status_after_stop": after_stop.statuses, "exit_code_after_sigterm": code,
+        "stop_took_s": round(stop_seconds, 1), "sent_by_double": len(double.messages)})
     assert result.complete and final.duplicates == 0 and len(double.messages) == 1, final
