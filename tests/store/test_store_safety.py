@@ -195,3 +195,28 @@ async def test_a_start_requeues_only_rows_no_live_process_holds(tmp_path):
         live.wait()
         store.close()
     await asyncio.sleep(0)
+
+
+def test_the_upgrade_folds_mixed_case_usernames_into_one_target_without_resending(tmp_path):
+    from feedbot.store.db import MIGRATIONS
+    from tests.publish.test_telegram import make_article, make_config, save
+
+    config = make_config(tmp_path, None, token="1:x", chats={"carbon-market": "@chan"})
+    store = Store(config.db_path)
+    for n in range(2):
+        save(store, config, make_article(n), ["carbon-market"])
+    sent, _pending = store.deliveries()
+    store.mark_sent(sent.id, message_id=1, content_hash="h")
+    store.close()
+    version = [f.__name__ for f in MIGRATIONS].index("_target_identity")
+    with sqlite3.connect(config.db_path) as conn:  # as a release before the upgrade stored "@Chan"
+        conn.execute("UPDATE deliveries SET target = 'telegram:@Chan' WHERE id = ?", [sent.id])
+        conn.execute("UPDATE targets SET target = 'telegram:@Chan'")
+        conn.execute("ALTER TABLE targets DROP COLUMN chat_id")
+        conn.execute("DROP TABLE post_retries")  # the steps after it run again too
+        conn.execute(f"PRAGMA user_version = {version}")
+    store = Store(config.db_path)
+    rows = {(str(d.target), d.status) for d in store.deliveries(statuses=("pending", "sent"))}
+    assert rows == {("telegram:@chan", "sent"), ("telegram:@chan", "pending")}
+    assert [str(t.target) for t in store.target_states()] in ([], ["telegram:@chan"])
+    store.close()
