@@ -233,16 +233,17 @@ def run_drills(full: bool) -> dict:
     report = Path(tempfile.mkstemp(prefix="drills-", suffix=".jsonl")[1])
     junit = Path(tempfile.mkstemp(prefix="drills-", suffix=".xml")[1])
     env = {**os.environ, "FEEDBOT_DRILL_REPORT": str(report)}
-    runs = [("quick", [PYTHON, "-m", "pytest", "tests/test_drills.py", "-q", "-p", "no:cacheprovider"])]
+    quick_files = ["tests/test_drills.py", "tests/test_drills_exactly_once.py"]
+    full_files = ["tests/test_drills_long.py", "tests/test_drills_exactly_once.py"]
+    runs = [("quick", [PYTHON, "-m", "pytest", *quick_files, "-q", "-p", "no:cacheprovider"], quick_files)]
     if full:
-        runs.append(("full", [PYTHON, "-m", "pytest", "-m", "drill", "tests/test_drills_long.py", "-q",
-                              "-p", "no:cacheprovider"]))
+        runs.append(("full", [PYTHON, "-m", "pytest", "-m", "drill", *full_files, "-q",
+                              "-p", "no:cacheprovider"], full_files))
     outcomes: dict[str, str] = {}
     commands = []
     began = time.monotonic()
-    for label, command in runs:
-        shown = " ".join([".venv/bin/python", *command[1:3], *(["-m", "drill"] if label == "full" else []),
-                          command[-4] if label == "full" else command[3]])
+    for label, command, files in runs:
+        shown = " ".join([".venv/bin/python", "-m", "pytest", *(["-m", "drill"] if label == "full" else []), *files])
         commands.append(shown)
         print(f"== {shown}", flush=True)
         done = subprocess.run([*command, f"--junitxml={junit}"], cwd=ROOT, env=env, capture_output=True, text=True,

@@ -20,6 +20,7 @@ from feedbot.errors import FeedbotError, StateError
 from feedbot.model import Classification, Entry, Target
 from feedbot.ops.status import collect_status
 from feedbot.outbox import CONSOLE, DrainStats, targets_for
+from feedbot.outbox.targets import find_targets
 from feedbot.pipeline import PollReport, backfill, poll_source, reclassify_stored, record_failure
 from feedbot.publish import feeds
 from feedbot.publish.console import ConsolePublisher
@@ -29,17 +30,23 @@ from feedbot.sources.http import Fetcher
 from feedbot.sources.jekyll import BackfillReport, PostLink, parse_post
 from feedbot.sources.normalize import normalize
 from feedbot.store import Store
+from feedbot.store.lock import StateDirLock
 
 log = logging.getLogger("feedbot")
+TAG_AUTHORITY_KEY = "feeds.tag_authority"
 
 
 class App:
     """Store, HTTP client, sources, rules and publisher for one configuration, closed together."""
 
-    def __init__(self, config: Config, env: Mapping[str, str] | None = None, *, read_only: bool = False):
+    def __init__(self, config: Config, env: Mapping[str, str] | None = None, *, read_only: bool = False,
+                 exclusive: bool = True):
         self.config = config
         self.env = dict(env or {})
         self.read_only = read_only  # `status`: never migrate or write
+        # One writer per state dir (polls, drains, migrations); `unblock` writes one row beside a running service.
+        self.exclusive = exclusive and not read_only
+        self._lock = StateDirLock(config.state_dir)
         self.source_configs: dict[str, SourceConfig] = {s.id: s for s in config.sources}
         self.targets: dict[str, list[Target]] = targets_for(config)
         self._store: Store | None = None
@@ -67,6 +74,7 @@ class App:
         if self._store is not None:
             self._store.close()
             self._store = None
+        self._lock.release()
 
     async def close(self) -> None:
         """Release everything that was opened, database last."""
@@ -85,10 +93,19 @@ class App:
         """The state database (migrated, sources synced) — or read as it is for `status`."""
         if self._store is None:
             if self.read_only:
-                self._store = Store(self.config.db_path, migrate=False)
+                self._store = Store(self.config.db_path, migrate=False, read_only=True)
             else:
-                self._store = Store(self.config.db_path)
-                self._store.sync_sources((s.id, s.kind, s.url) for s in self.config.sources)
+                if self.exclusive:
+                    self._lock.acquire()  # before the migration: two fresh starts never race it
+                try:
+                    self._store = Store(self.config.db_path)
+                    self._store.sync_sources((s.id, s.kind, s.url) for s in self.config.sources)
+                except BaseException:
+                    if self._store is not None:
+                        self._store.close()
+                        self._store = None
+                    self._lock.release()
+                    raise
         return self._store
 
     @property
@@ -152,7 +169,29 @@ class App:
 
     def rebuild_feeds(self) -> list:
         """Rewrite every channel's feed files whose content changed; returns the files written."""
-        return feeds.rebuild_all(self.store, self.config)
+        return feeds.rebuild_all(self.store, self.config, self.tag_authority())
+
+    def tag_authority(self) -> str:
+        """The authority of every feed entry id, fixed the first time feeds are built (ids survive a new base_url).
+
+        An install from before it was stored keeps the authority its written feeds already use.
+        """
+        authority = self.store.get_meta(TAG_AUTHORITY_KEY)
+        if authority is None:
+            authority = (feeds.published_tag_authority(self.config.feeds_dir)
+                         or feeds.tag_authority_of(self.config.web.base_url))
+            self.store.set_meta(TAG_AUTHORITY_KEY, authority)
+        return authority
+
+    def unblock(self, target: str | None = None) -> list[Target]:
+        """Clear a blocked chat (or every blocked one) so the next drain tries it now; returns those cleared."""
+        if target is None:
+            return self.store.unblock_targets(None)
+        wanted = list(dict.fromkeys(find_targets(self.targets, target)))
+        if not wanted:
+            known = sorted({str(t) for ts in self.targets.values() for t in ts})
+            raise FeedbotError(f"no configured target {target!r} (have: {', '.join(known) or 'none'})")
+        return self.store.unblock_targets(wanted)
 
     async def drain(self, stop: asyncio.Event | None, budget: float | None) -> DrainStats | None:
         """Send what is due through the publisher (None when there is none)."""

@@ -71,10 +71,11 @@ def _run(coroutine: Any) -> Any:
         fail(str(exc), 1)
 
 
-def with_app(state: CliState, config: Config, work: Callable[[App], Any], *, read_only: bool = False) -> Any:
+def with_app(state: CliState, config: Config, work: Callable[[App], Any], *, read_only: bool = False,
+             exclusive: bool = True) -> Any:
     """Open the App's state, run ``work`` (no event loop needed), close it; a FeedbotError exits 1."""
     try:
-        with App(config, state.env, read_only=read_only) as app:
+        with App(config, state.env, read_only=read_only, exclusive=exclusive) as app:
             return work(app)
     except FeedbotError as exc:
         fail(str(exc), 1)
@@ -229,6 +230,23 @@ def reclassify(state: CliState) -> None:
     total, changed, files = with_app(state, config, lambda app: app.reclassify())
     click.echo(f"{total} article(s) classified again, {changed} changed channel(s); "
                f"{files} feed file(s) rewritten")
+
+
+@cli.command()
+@click.argument("target", required=False)
+@click.pass_obj
+def unblock(state: CliState, target: str | None) -> None:
+    """Retry a blocked chat (403, chat not found) now: TARGET is a topic, @chat or chat id (default: all)."""
+    config = state.config()
+    if not config.db_path.exists():
+        fail(f"no state yet at {config.db_path}: nothing is blocked", 1)
+    # Beside a running service on purpose (no state-dir lock): its next drain, within 30 s, tries the chat.
+    cleared = with_app(state, config, lambda app: app.unblock(target), exclusive=False)
+    if not cleared:
+        click.echo("nothing was blocked" + (f" for {target}" if target else ""))
+        return
+    for t in cleared:
+        click.echo(f"{t}: unblocked; the next drain sends its pending messages")
 
 
 @cli.command()

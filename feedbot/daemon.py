@@ -34,6 +34,10 @@ HEARTBEAT_EVERY = 15.0  # the scheduler proves it is alive this often
 STALL_AFTER = 120.0  # no heartbeat for this long: /healthz answers 503, the watchdog stops pinging
 FAILED_POLLS_UNHEALTHY = 3  # every source failed this many times in a row: unhealthy
 STOP_GRACE = 10.0  # seconds for in-flight polls to finish after SIGTERM
+# A send in flight at SIGTERM is waited for up to the Bot API request timeout (publish/telegram.py
+# REQUEST_TIMEOUT = 20 s) plus a margin, still inside the unit's TimeoutStopSec=30: cutting it off would
+# leave a message Telegram may have delivered. One that is still unanswered stays 'sending' (outbox/drain.py).
+SEND_GRACE = 25.0
 ONCE_DRAIN_BUDGET = 30.0  # `feedbot once` sends what the rate limits allow within this many seconds
 
 
@@ -323,15 +327,24 @@ class Daemon:
     async def _shutdown(self) -> None:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
+        began = time.monotonic()
         polls = list(self._polls_in_flight)
         if polls:
             _, late = await asyncio.wait(polls, timeout=STOP_GRACE)
             for task in late:
                 task.cancel()
-        # The drain returns after the message in flight; the others only wait on the stop event.
-        done, late = await asyncio.wait(self._tasks, timeout=STOP_GRACE) if self._tasks else (set(), set())
-        for task in late:
-            task.cancel()
+        # The drain returns after the message in flight (up to SEND_GRACE); the others only wait on the stop event.
+        done: set[asyncio.Task] = set()
+        drains = [t for t in self._tasks if t.get_name() == "drain"]
+        others = [t for t in self._tasks if t.get_name() != "drain"]
+        for tasks, grace in ((drains, SEND_GRACE), (others, STOP_GRACE)):
+            if not tasks:
+                continue
+            finished, late = await asyncio.wait(tasks, timeout=max(0.0, grace - (time.monotonic() - began)))
+            done |= finished
+            for task in late:
+                log.warning("%s did not finish within %.0f s of the stop; cut off", task.get_name(), grace)
+                task.cancel()
         for task in done:
             if not task.cancelled() and task.exception():
                 log.error("%s ended with an error: %s", task.get_name(), task.exception())

@@ -5,6 +5,7 @@
     │   ├── RulesError           a topic rule is invalid (topic and rule named)
     │   └── CorpusError          a labelled corpus line is unusable (file and line named)
     ├── StateError               the state database cannot be used (newer schema, corrupt, locked, disk full)
+    │   └── StateLocked          another feedbot process holds the state directory (its pid named)
     ├── FetchError               a source could not be fetched (network, HTTP status, size cap, redirects)
     ├── ParseError               a fetched document is not what its source kind expects
     └── PublishError             a publisher could not deliver; the subclass says what to do next
@@ -35,6 +36,14 @@ class CorpusError(ConfigError):
 
 class StateError(FeedbotError):
     """The state database cannot be used (newer schema, corrupt, locked, disk full)."""
+
+
+class StateLocked(StateError):
+    """Another feedbot process holds the state directory's lock; the message names its pid."""
+
+    def __init__(self, message: str, *, pid: int | None = None):
+        super().__init__(message)
+        self.pid = pid
 
 
 class FetchError(FeedbotError):

@@ -19,6 +19,7 @@ from feedbot.sources import Source
 from feedbot.sources.normalize import normalize
 from feedbot.sources.schedule import next_check_failed, next_check_ok
 from feedbot.store import Store
+from feedbot.store.sources import MAX_POST_FAILURES
 
 log = logging.getLogger("feedbot.poll")
 
@@ -66,7 +67,10 @@ async def poll_source(source: Source, config: SourceConfig, store: Store, topics
     state = store.source_state(config.id)
     failures = state.failures if state else 0
     try:
-        result = await source.poll(state, store.known_keys(config.id), page_validators=store.page_validators)
+        # Posts that failed before are retried explicitly (a source that can fetch them one by one).
+        retry = {"retry": store.post_retries(config.id)} if getattr(source, "retries_failed_posts", False) else {}
+        result = await source.poll(state, store.known_keys(config.id), page_validators=store.page_validators,
+                                   **retry)
     except StateError:
         raise
     except FeedbotError as exc:
@@ -86,6 +90,9 @@ async def poll_source(source: Source, config: SourceConfig, store: Store, topics
     for page in result.pages:
         store.record_page(page.url, config.id, etag=page.etag, last_modified=page.last_modified,
                           content_hash=page.content_hash, fetched_at=now)
+    if result.failed:
+        for key in store.record_post_failures(config.id, result.failed, now):
+            log.error("%s: %s failed %d polls in a row; no longer retried", config.id, key, MAX_POST_FAILURES)
     next_check = next_check_ok(now, config.interval, rng)
     store.record_poll_ok(config.id, etag=result.etag, last_modified=result.last_modified, checked_at=now,
                          next_check_at=next_check)

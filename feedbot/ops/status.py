@@ -30,8 +30,7 @@ def collect_status(store: Store, config: Config) -> dict[str, Any]:
     for row in store.delivery_counts():
         entry = deliveries.setdefault(str(row.target), {"topic": row.topic, "by_status": {}})
         entry["by_status"][row.status] = entry["by_status"].get(row.status, 0) + row.count
-    targets = {str(t.target): {"state": t.status, "last_error": t.last_error,
-                               "retry_at": t.retry_at.isoformat() if t.retry_at else None}
+    targets = {str(t.target): {"state": t.status, "last_error": t.last_error, "retry_at": _when(t.retry_at)}
                for t in store.target_states()}
     topics = [
         {"id": tid, "name": t.name, "articles": counts.get(tid, 0), "telegram_chat": config.chats.get(tid)}
@@ -39,6 +38,9 @@ def collect_status(store: Store, config: Config) -> dict[str, Any]:
     ]
     for target, info in deliveries.items():
         info.update(targets.get(target, {}))
+    for target, info in targets.items():  # e.g. blocked before its first delivery
+        if target not in deliveries and info["state"] != "ok":
+            deliveries[target] = {"topic": "-", "by_status": {}, **info}
     return {
         "database": str(config.db_path),
         "sources": sources,
@@ -78,6 +80,14 @@ def relative(moment: str | None, now: datetime) -> str:
     return f"{shown} ({'in ' + amount if seconds > 0 else amount + ' ago'})"
 
 
+def _target_line(info: dict[str, Any], now: datetime) -> str:
+    state = info.get("state", "")
+    if state != "blocked":
+        return state
+    return (f"blocked: {info.get('last_error') or '?'}; next try {relative(info.get('retry_at'), now)} "
+            "(or at the next start, or `feedbot unblock`)")
+
+
 def render_status(report: dict[str, Any], now: datetime | None = None) -> str:
     """The status report as aligned plain-text tables (times in Asia/Shanghai)."""
     now = now or datetime.now(SHANGHAI)
@@ -95,6 +105,6 @@ def render_status(report: dict[str, Any], now: datetime | None = None) -> str:
     rows = []
     for target, info in report["deliveries"].items():
         rows.append([target, info["topic"], *[info["by_status"].get(s, 0) for s in statuses],
-                     info.get("state", "")])
+                     _target_line(info, now)])
     parts.append(_table(["target", "topic", *statuses, "state"], rows) if rows else "(none yet)")
     return "\n".join(parts)

@@ -12,6 +12,16 @@ about to be worked on, when it has more than ``max_backlog`` pending deliveries 
 then only the newest ``max_backlog`` pending items stay; the older ones are marked ``dropped`` with the
 reason. A target that has no deliveries at all yet (a chat configured on an existing install) is
 first seeded with the newest ``max_backlog`` stored articles of its topic.
+
+Exactly once across processes: a row is claimed with a compare-and-set (``sending`` only from
+``pending``, with the claiming pid), so two processes on one database never send one row twice; a
+start re-queues only the 'sending' rows whose pid is gone. A send cut off by our own shutdown (the
+publisher closed while the request was unanswered) stays 'sending': Telegram may have delivered it,
+and the next start resolves it as it resolves a crash. The daemon waits for an unanswered send up to
+the request timeout before closing, so a slow Bot API normally ends in 'sent' (see daemon.SEND_GRACE).
+
+A blocked target (403) is retried once when a process starts, whatever its retry time: the usual fix
+(make the bot an admin, then restart) must not wait 6 hours. `feedbot unblock` clears it by hand.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import time
 from collections.abc import Mapping
@@ -81,6 +92,20 @@ class DrainStats:
     seconds: float = 0.0
 
 
+# Delivery ids this process is sending right now: a 'sending' row with our pid outside this set is stale.
+_IN_FLIGHT: set[int] = set()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
 @dataclass(frozen=True)
 class _Job:
     kind: str  # "send" | "edit"
@@ -113,6 +138,7 @@ class Outbox:
         self._recovered = False
         self._rng = random.Random()
         self._in_flight = asyncio.Semaphore(self.pacing.in_flight)
+        self.closing = False  # set by the publisher's close(): an interrupted send is left 'sending'
 
     @classmethod
     def for_kind(cls, config: Config, store: Store, sender: Sender, kind: str, *,
@@ -131,8 +157,15 @@ class Outbox:
     # ---- start-up -------------------------------------------------------------------------------
 
     def recover(self) -> int:
-        """Re-queue rows a killed process left 'sending' (they may go out twice; SIGTERM never leaves any)."""
-        count = self.store.requeue_sending(self.targets)
+        """Re-queue rows a dead process left 'sending' (they may go out twice); rows a live process holds stay."""
+        me = os.getpid()
+        stale, held = [], set()
+        for delivery_id, pid in self.store.sending_claims(self.targets):
+            if pid is None or (pid == me and delivery_id not in _IN_FLIGHT) or (pid != me and not _alive(pid)):
+                stale.append(delivery_id)
+            else:
+                held.add(pid)
+        count = self.store.requeue_sending(stale)
         if count:
             log.warning(
                 "%s: %d message(s) were in flight when the last process died; sending them again "
@@ -140,6 +173,9 @@ class Outbox:
                 self.name,
                 count,
             )
+        if held:
+            log.warning("%s: messages in flight in another live process (pid %s) are left to it",
+                        self.name, ", ".join(map(str, sorted(held))))
         self._recovered = True
         return count
 
@@ -147,7 +183,9 @@ class Outbox:
         """Seed a brand-new target, then keep only the newest ``max_backlog`` pending items if it applies."""
         now = now or utcnow()
         topic = self.topic_of[target]
-        if self.store.target_state(target) is None and self.store.delivery_total(target) == 0:
+        state = self.store.target_state(target)
+        # Never delivered to (a state row may exist: its chat id resolved, or a 403 before the first send).
+        if (state is None or state.healthy_at is None) and self.store.delivery_total(target) == 0:
             for article in reversed(self.store.articles(topic, limit=self.max_backlog)):
                 stats.seeded += self.store.enqueue(article.id, topic, target, now)
         pending = self.store.deliveries(target=target, statuses=("pending",))
@@ -190,15 +228,19 @@ class Outbox:
         started = time.monotonic()
         deadline = started + budget_seconds if budget_seconds is not None else None
         stats = DrainStats()
-        if not self._recovered:
+        starting = not self._recovered
+        if starting:
             stats.requeued = self.recover()
         now = utcnow()
         lanes: list[asyncio.Task[None]] = []
         for target in self.targets:
             state = self.store.target_state(target)
             if state and state.status == "blocked" and state.retry_at and state.retry_at > now:
-                stats.blocked.append(target)
-                continue
+                if not starting:
+                    stats.blocked.append(target)
+                    continue
+                log.info("%s: %s was blocked (%s); trying it once now that feedbot (re)started",
+                         self.name, target, state.last_error)
             self.guard_backlog(target, stats, now)
             jobs = [_Job("send", d) for d in self.store.deliveries(target=target, statuses=("pending",))]
             jobs += [
@@ -278,7 +320,7 @@ class Outbox:
                     self._overall.record(now)
                     # The attempt runs shielded: cancelling the drain never cuts a send between the request
                     # and the bookkeeping, so the row is either still 'sending' (killed) or recorded.
-                    outcome = await asyncio.shield(self._attempt(target, job, stats))
+                    outcome = await asyncio.shield(self._attempt_claimed(target, job, stats))
                 lane.window.record(time.monotonic())  # completion time: the server saw it before this
                 if isinstance(outcome, FloodWait):
                     lane.blocked_until = time.monotonic() + outcome.retry_after
@@ -293,7 +335,7 @@ class Outbox:
                 if isinstance(outcome, TargetBlocked):
                     stats.blocked.append(target)
                     return
-                break
+                break  # sent, rejected, or claimed by another process
         if healthy:
             self.store.mark_healthy(target)
 
@@ -302,15 +344,26 @@ class Outbox:
         delay = min(p.backoff_cap, p.backoff_base * 2 ** max(attempts - 1, 0))
         return utcnow() + timedelta(seconds=delay * self._rng.uniform(0.8, 1.2))
 
+    async def _attempt_claimed(self, target: Target, job: _Job, stats: DrainStats) -> PublishError | Sent | None:
+        """Claim the row (compare-and-set), then attempt; None when another process claimed it first."""
+        if job.kind == "send":
+            if not self.store.claim_for_sending(job.delivery.id, claimed_by=os.getpid()):
+                log.info("%s: %s: delivery %d was already taken by another process; skipped",
+                         self.name, target, job.delivery.id)
+                return None
+            _IN_FLIGHT.add(job.delivery.id)
+        try:
+            return await self._attempt(target, job, stats)
+        finally:
+            _IN_FLIGHT.discard(job.delivery.id)
+
     async def _attempt(self, target: Target, job: _Job, stats: DrainStats) -> PublishError | Sent:
-        """One request and its bookkeeping; returns the outcome instead of raising (except 401)."""
+        """One request and its bookkeeping (the row already claimed); returns the outcome instead of raising."""
         delivery = job.delivery
         article = self.store.article(delivery.article_id)
         if article is None:  # cannot happen with foreign keys on; don't loop on it
             self.store.mark_failed(delivery.id, error="article vanished")
             return DeliveryRejected("article vanished")
-        if job.kind == "send":
-            self.store.mark_sending(delivery.id)
         try:
             if job.kind == "send":
                 sent = await self.sender.send(target, article, delivery.topic)
@@ -325,6 +378,11 @@ class Outbox:
                 self.store.mark_retry(delivery.id, error=str(exc), next_attempt_at=utcnow())
             return exc
         except TransientPublishError as exc:
+            if self.closing and job.kind == "send":
+                # Cut off by our own shutdown: Telegram may have delivered it. Resolved at the next start.
+                log.warning("%s: %s: send of delivery %d interrupted by shutdown (%s); left 'sending', "
+                            "resolved at the next start", self.name, target, delivery.id, exc)
+                return exc
             stats.retried += 1
             log.warning("%s: %s: %s; will retry", self.name, target, exc)
             if job.kind == "send":

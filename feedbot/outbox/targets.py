@@ -9,8 +9,28 @@ TELEGRAM = "telegram"
 CONSOLE = "console"
 
 
+def normalize_chat(chat: str) -> str:
+    """A chat as the outbox keys it: a target is the chat, not its spelling (Telegram usernames ignore case)."""
+    chat = chat.strip()
+    return chat.lower() if chat.startswith("@") else chat
+
+
+def find_targets(targets: dict[str, list[Target]], text: str) -> list[Target]:
+    """The configured targets an operator means by ``text``: a topic id, "@chan", a chat id or a stored key."""
+    text = text.strip()
+    if text in targets:
+        return list(targets[text])
+    kind, sep, rest = text.partition(":")
+    address = rest if sep and kind.isalpha() else text
+    address, _, thread = address.partition("#")
+    address = normalize_chat(address)
+    return [t for ts in targets.values() for t in ts
+            if t.address == address and (not thread or str(t.thread) == thread) and (not sep or t.kind == kind)]
+
+
 def targets_for(config: Config) -> dict[str, list[Target]]:
     """topic → targets: the topic's Telegram chat with a token, else the console for every topic."""
     if config.telegram.token is not None:
-        return {topic: [Target(TELEGRAM, chat)] for topic, chat in config.chats.items() if topic in config.topics}
+        return {topic: [Target(TELEGRAM, normalize_chat(chat))] for topic, chat in config.chats.items()
+                if topic in config.topics}
     return {topic: [Target(CONSOLE, topic)] for topic in config.topics}

@@ -36,13 +36,20 @@ _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _SPACE = re.compile(r"\s+")
 
 
-def entry_id(base_url: str, channel_id: str, article: StoredArticle) -> str:
-    """A tag: URI from (channel, source, key), all stable, so an edit never changes it.
+def tag_authority_of(base_url: str) -> str:
+    """The tag: URI authority a fresh install takes from its public URL (then kept for good, see App)."""
+    return urlsplit(base_url).hostname or "localhost"
 
-    Per channel on purpose: readers such as newsboat key items by id across all feeds, so an article
-    shared by two subscribed channels would otherwise vanish from one of them.
+
+def entry_id(base_url: str, channel_id: str, article: StoredArticle, authority: str | None = None) -> str:
+    """A tag: URI from (authority, channel, source, key), all stable, so an edit never changes it.
+
+    ``authority`` is stored once (the base_url host when feeds were first built), so moving the feeds
+    to another domain never changes an id. Per channel on purpose: readers such as newsboat key items
+    by id across all feeds, so an article shared by two subscribed channels would otherwise vanish
+    from one of them.
     """
-    host = urlsplit(base_url).hostname or "localhost"
+    host = authority or tag_authority_of(base_url)
     key = quote(article.key, safe=":/@-._~!$'()*+,;=")
     return f"tag:{host},{TAG_YEAR}:{channel_id}/article/{quote(article.source_id, safe='-_')}/{key}"
 
@@ -123,11 +130,12 @@ class FeedEntry:
 
 
 def feed_entry(
-    article: StoredArticle, channel_id: str, topics: Mapping[str, TopicLike], base_url: str
+    article: StoredArticle, channel_id: str, topics: Mapping[str, TopicLike], base_url: str,
+    tag_authority: str | None = None,
 ) -> FeedEntry:
     """Everything a channel's feeds say about one article, escaped and sanitized last (here)."""
     return FeedEntry(
-        id=entry_id(base_url, channel_id, article),
+        id=entry_id(base_url, channel_id, article, tag_authority),
         title=plain_text(article.title) or "（无标题）",
         link=link_of(article),
         content_html=safe_html(article.body_html) or html.escape(plain_text(article.text)),
@@ -146,11 +154,12 @@ def build_feeds(
     base_url: str,
     limit: int = 50,
     chats: Mapping[str, str] | None = None,
+    tag_authority: str | None = None,
 ) -> dict[str, bytes]:
     """One channel's feeds: {"xml": RSS 2.0, "atom": Atom 1.0, "json": JSON Feed 1.1} bytes, deterministic."""
     meta = channel(topic_id, topics, chats)
     base_url = base_url.rstrip("/")
-    entries = [feed_entry(a, meta.id, topics, base_url) for a in list(articles)[:limit]]
+    entries = [feed_entry(a, meta.id, topics, base_url, tag_authority) for a in list(articles)[:limit]]
     # The newest entry's time, not the clock: an unchanged rebuild is byte-identical.
     newest = max((e.updated for e in entries), default=EPOCH)
     return {
@@ -284,18 +293,35 @@ class ArticleSource(Protocol):
     def articles(self, topic: str | None = None, limit: int = 50) -> list[StoredArticle]: ...
 
 
-def rebuild_all(store: ArticleSource, config: Any) -> list[Path]:
+def rebuild_all(store: ArticleSource, config: Any, tag_authority: str | None = None) -> list[Path]:
     """Rebuild every channel's feeds (and "all") from the store; returns the files that changed."""
     feeds_dir = Path(config.feeds_dir)
     limit = config.feeds.entry_limit
     changed: list[Path] = []
     for item in channels(config.topics, config.chats):
         articles = store.articles(None if item.id == ALL else item.id, limit)
-        feeds = build_feeds(item.id, config.topics, articles, config.web.base_url, limit, config.chats)
+        feeds = build_feeds(item.id, config.topics, articles, config.web.base_url, limit, config.chats,
+                            tag_authority)
         changed += write_feeds(feeds_dir, item.id, feeds)
     if write_if_changed(feeds_dir / XSL_NAME, stylesheet()):
         changed.append(feeds_dir / XSL_NAME)
     return changed
+
+
+_PUBLISHED_TAG = re.compile(rb"<id>tag:([^,<]+),\d{4}:")
+
+
+def published_tag_authority(feeds_dir: Path) -> str | None:
+    """The tag: authority of the ids already in a written Atom feed (an install from before it was stored)."""
+    for path in sorted(Path(feeds_dir).glob("*.atom")):
+        try:
+            with open(path, "rb") as f:
+                match = _PUBLISHED_TAG.search(f.read(1 << 20))
+        except OSError:
+            continue
+        if match:
+            return match[1].decode("ascii", "replace")
+    return None
 
 
 def feed_files(topic_ids: Iterable[str]) -> dict[str, tuple[str, str]]:

@@ -104,6 +104,10 @@ def build_bot(config: Config, *, timeout: float = REQUEST_TIMEOUT) -> Bot:
     )
 
 
+def _numeric(address: str) -> bool:
+    return address.lstrip("-").isdigit()
+
+
 def _retry_after_seconds(exc: RetryAfter) -> float:
     with warnings.catch_warnings():  # PTB 22 warns that the int becomes a timedelta one day
         warnings.simplefilter("ignore")
@@ -242,7 +246,7 @@ class TelegramPublisher:
         self._started = False
 
     async def start(self) -> str:
-        """Check the token (getMe) and open the connection pool; returns the bot's @username."""
+        """Check the token (getMe), open the connection pool, adopt respelled chats; returns the bot's @username."""
         try:
             await self.bot.initialize()
         except InvalidToken:  # PTB's own message here contains the token: never let it out
@@ -252,9 +256,60 @@ class TelegramPublisher:
             ) from None
         except TelegramError as exc:
             raise TransientPublishError(f"cannot reach the Bot API: {self.sender._clean(str(exc))}") from None
+        except Exception as exc:  # a malformed getMe answer PTB cannot parse: retried, never a dead task
+            raise TransientPublishError(
+                f"the Bot API answered getMe with something unexpected ({type(exc).__name__}: "
+                f"{self.sender._clean(str(exc))[:200]})") from None
         self._started = True
+        await self.adopt_respelled_chats()
         return self.bot.username
 
+    async def _chat_id(self, address: str) -> str | None:
+        """The numeric id of a chat (getChat; a migrated group answers with its supergroup); None when unknown."""
+        try:
+            chat = await self.bot.get_chat(chat_id=address)
+        except ChatMigrated as exc:
+            return str(exc.new_chat_id)
+        except Exception as exc:  # 403, chat not found, network: the send will say so; nothing to adopt now
+            log.debug("telegram: getChat %s: %s", address, self.sender._clean(str(exc)))
+            return None
+        return str(chat.id) if getattr(chat, "id", None) is not None else None
+
+    async def adopt_respelled_chats(self) -> int:
+        """Rows stored under another spelling of a configured chat (@Chan, the id ChatMigrated named) move to it.
+
+        A target is the chat, not how the config spells it: otherwise the new spelling looks like a new
+        chat (seeded with the newest articles again) and the old rows are orphaned. Each configured
+        username is resolved once (getChat) and remembered; old spellings are resolved when they appear.
+        """
+        configured = self.outbox.targets
+        orphans = [t for t in self.store.target_keys(TELEGRAM) if t not in configured]
+        ids: dict[tuple[str, int | None], Target] = {}
+        for target in configured:
+            chat_id = self.store.target_chat_id(target)
+            if chat_id is None:
+                # A configured numeric id is the chat itself; an older id (a migrated group) is an orphan below.
+                chat_id = target.address if _numeric(target.address) else await self._chat_id(target.address)
+                if chat_id is not None:
+                    self.store.set_target_chat_id(target, chat_id)
+            if chat_id is not None:
+                ids[(chat_id, target.thread)] = target
+        moved = 0
+        for old in orphans:
+            known = self.store.target_chat_id(old)
+            # A numeric address "resolves" to itself: ask anyway, a migrated group answers with its new id.
+            chat_id = known if known and known != old.address else await self._chat_id(old.address)
+            if chat_id is None:
+                continue
+            new = ids.get((chat_id, old.thread))
+            if new is None:
+                self.store.set_target_chat_id(old, chat_id)  # another chat: don't ask again next start
+                continue
+            count = self.store.adopt_target(old, new)
+            moved += count
+            log.info("telegram: %s is the same chat as %s (id %s): %d outbox row(s) adopted, nothing resent",
+                     old, new, chat_id, count)
+        return moved
     async def drain(
         self, stop: asyncio.Event | None = None, budget_seconds: float | None = None
     ) -> DrainStats:
@@ -264,7 +319,8 @@ class TelegramPublisher:
         return await self.outbox.drain(stop, budget_seconds)
 
     async def close(self) -> None:
-        """Close the HTTP connections."""
+        """Close the HTTP connections (a send still unanswered stays 'sending': see outbox/drain.py)."""
+        self.outbox.closing = True
         with contextlib.suppress(Exception):
             await self.bot.shutdown()
 

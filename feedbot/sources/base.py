@@ -39,6 +39,8 @@ class PollResult:
     errors: tuple[str, ...] = ()  # per-item failures in words; the source as a whole succeeded
     warnings: tuple[str, ...] = ()
     listed: int = 0  # how many items the index (category page or feed) holds
+    # (key, url, error) of items that failed and must be retried explicitly (the pipeline remembers them)
+    failed: tuple[tuple[str, str, str], ...] = ()
 
 
 class Source(Protocol):

@@ -34,6 +34,8 @@ _STAMP = re.compile(r"(\d{4}-\d{2}-\d{2})[ T](\d{1,2}:\d{2}(?::\d{2})?)")
 _GMT_OFFSET = re.compile(r"GMT\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?", re.I)
 _SOURCE_NOTE = re.compile(r"[（(]\s*文章来源[:：]\s*(.+?)\s*[）)]")
 _NAV_PREFIX = "返回"
+# The theme's category page with no post yet: the category heading and an empty list inside <section>.
+_EMPTY_LISTING = re.compile(r"<section[^>]*>\s*<h2[^>]*>[^<]*</h2>\s*<ul[^>]*>\s*</ul>", re.I)
 ACCEPT_HTML = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
 
 
@@ -218,11 +220,18 @@ class JekyllSource:
 
     kind = "jekyll"
 
-    def __init__(self, config: SourceConfig, fetcher: Fetcher, *, recheck: int = 5,
+    retries_failed_posts = True  # poll() takes `retry`: keys of posts that failed before (see pipeline)
+
+    def __init__(self, config: SourceConfig, fetcher: Fetcher, *, recheck: int = 5, rotate: int | None = None,
                  concurrency: int | None = None, delay: float = 0.0):
         self.config = config
         self.fetcher = fetcher
-        self.recheck = recheck  # newest stored posts re-checked (conditional GET) each poll, to catch edits
+        # Edits: each poll re-checks (conditional GET) the newest `recheck` stored posts, where edits
+        # happen, plus a window of `rotate` older ones that moves on every poll, so every stored post is
+        # re-checked now and then at a bounded cost (recheck + rotate requests, mostly 304s, per poll).
+        self.recheck = recheck
+        self.rotate = recheck if rotate is None else rotate
+        self._rotation = 0
         self.concurrency = concurrency or fetcher.config.per_host
         self.delay = delay  # between post-page requests in a poll; backfill uses fetcher.config.delay
 
@@ -233,6 +242,8 @@ class JekyllSource:
         if result.not_modified:
             return result, []
         links = parse_category(result.text, result.final_url)
+        if not links and _EMPTY_LISTING.search(result.text):
+            return result, []  # the right layout with zero posts: a successful poll (a new category)
         if not links:
             raise ParseError(f"no post links on {self.config.url}: expected a Jekyll category page "
                              f'with <li><a href="/…/YYYY/MM/DD/….html"> items')
@@ -256,31 +267,46 @@ class JekyllSource:
         return [link for link in fresh if link.day is None or link.day >= bound]
 
     def recheck_links(self, links: list[PostLink], known: Set[str]) -> list[PostLink]:
-        """The newest stored posts, to re-check for edits: from the page, or (on a 304) from the stored keys."""
+        """Stored posts to re-check for edits: the newest `recheck`, plus the next `rotate` of the older ones."""
         if links:
-            return [link for link in links if link.key in known][:self.recheck]
-        base = self.config.url
-        dated = sorted((k for k in known if post_day(k)), key=lambda k: (post_day(k), k), reverse=True)
-        return [PostLink(url=urljoin(base, key), title="") for key in dated[:self.recheck]]
+            stored = [link for link in links if link.key in known]
+        else:  # a 304: the stored keys, newest first
+            base = self.config.url
+            dated = sorted((k for k in known if post_day(k)), key=lambda k: (post_day(k), k), reverse=True)
+            stored = [PostLink(url=urljoin(base, key), title="") for key in dated]
+        newest, older = stored[:self.recheck], stored[self.recheck:]
+        if not older or not self.rotate:
+            return newest
+        start = self._rotation % len(older)
+        self._rotation = start + self.rotate
+        return newest + (older[start:] + older[:start])[:min(self.rotate, len(older))]
 
     async def poll(self, state: SourceState | None, known: Set[str], *,
-                   page_validators: PageValidators | None = None) -> PollResult:
-        """One poll: category page (conditional), new posts, plus edits of the newest stored posts."""
+                   page_validators: PageValidators | None = None, retry: Set[str] = frozenset()) -> PollResult:
+        """One poll: category page (conditional), new posts, posts that failed before, edits of stored posts."""
         index, links = await self.fetch_index(state)
         new = self.select_new(links, known, state) if links else []
+        # Failed before (wherever listed, e.g. below the oldest stored post): fetched again explicitly.
+        listed = {link.key: link for link in links}
+        planned = {link.key for link in new}
+        again = [listed.get(key) or PostLink(url=urljoin(self.config.url, key), title="")
+                 for key in sorted(retry) if key not in known and key not in planned]
         # Without stored validators a re-check could not tell an edit from a repeat: skip it.
         recheck = self.recheck_links(links, known) if self.recheck and page_validators else []
         outcomes = await self._fetch_all(new, page_validators=None)
+        retried = await self._fetch_all(again, page_validators=None)
         checks = await self._fetch_all(recheck, page_validators=page_validators)
         failed = [o for o in outcomes if o.error]
         if new and len(failed) == len(new):
             first = failed[0].failure
             raise first if isinstance(first, FetchError) else FetchError(
                 f"every new post of {self.config.url} failed; first: {failed[0].error}", url=self.config.url)
-        entries = tuple(o.entry for o in (*outcomes, *checks) if o.entry is not None)
-        pages = tuple(o.page for o in (*outcomes, *checks) if o.page is not None)
-        errors = tuple(o.error for o in (*outcomes, *checks) if o.error)
-        keep_validators = not failed  # a failed post must be retried even when the page answers 304
+        everything = (*outcomes, *retried, *checks)
+        entries = tuple(o.entry for o in everything if o.entry is not None)
+        pages = tuple(o.page for o in everything if o.page is not None)
+        errors = tuple(o.error for o in everything if o.error)
+        to_retry = tuple((o.link.key, o.link.url, o.error) for o in (*outcomes, *retried) if o.error)
+        keep_validators = not failed  # a failed new post is also found again by a full index fetch
         if index.not_modified:
             etag, last_modified = (state.etag, state.last_modified) if state else (None, None)
         else:
@@ -290,7 +316,8 @@ class JekyllSource:
         for error in errors:
             log.warning("%s: %s", self.config.id, error)
         return PollResult(entries=entries, etag=etag, last_modified=last_modified,
-                          not_modified=index.not_modified, pages=pages, errors=errors, listed=len(links))
+                          not_modified=index.not_modified, pages=pages, errors=errors, listed=len(links),
+                          failed=to_retry)
 
     async def _fetch_all(self, links: list[PostLink], *, page_validators: PageValidators | None,
                          pacer: _Pacer | None = None) -> list[_PostOutcome]:
@@ -328,9 +355,14 @@ class JekyllSource:
     # ---- backfill: older posts on demand -------------------------------------------------------
 
     async def backfill_plan(self, since: date, known: Set[str]) -> list[PostLink]:
-        """Posts listed on the category page, published on or after `since`, not stored yet (oldest first)."""
+        """Listed posts older than the oldest stored one, published on or after `since` (oldest first).
+
+        Newer posts are the polls' business: they bring their chat messages, which a backfill never does.
+        """
         _, links = await self.fetch_index(None)
-        wanted = [link for link in links if link.key not in known and (link.day is None or link.day >= since)]
+        positions = [i for i, link in enumerate(links) if link.key in known]
+        older = links[positions[-1] + 1:] if positions else links
+        wanted = [link for link in older if link.key not in known and (link.day is None or link.day >= since)]
         return list(reversed(wanted))
 
     async def backfill(self, since: date, known: Set[str], save: Callable[[Entry], str], *,

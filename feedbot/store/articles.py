@@ -37,6 +37,8 @@ class ArticlesTable(Database):
         with self.transaction():
             row = self._execute("SELECT id, content_hash FROM articles WHERE source_id = ? AND key = ?",
                                   [article.source_id, article.key]).fetchone()
+            # Stored now: a post that failed before needs no more retries.
+            self._execute("DELETE FROM post_retries WHERE source_id = ? AND key = ?", [article.source_id, article.key])
             if row is not None and row[1] == article.content_hash:
                 return SaveResult(article_id=row[0], status="unchanged")
             values = {

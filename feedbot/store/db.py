@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import sqlite_utils
 
@@ -84,28 +86,95 @@ def _v3(db: sqlite_utils.Database) -> None:
     db.execute("DELETE FROM meta WHERE key LIKE 'outbox.healthy_at:%'")
 
 
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2, _v3)
+def _delivery_claims(db: sqlite_utils.Database) -> None:
+    # Who marked a row 'sending' (a pid): a start re-queues only what no live process holds.
+    db.execute("ALTER TABLE deliveries ADD COLUMN claimed_by INTEGER")
+
+
+def _target_identity(db: sqlite_utils.Database) -> None:
+    # A target is its chat, not its spelling: the chat id getChat resolved, and usernames in lower case
+    # (Telegram usernames are case-insensitive), rows under "@Chan" adopted by "@chan".
+    db.execute("ALTER TABLE targets ADD COLUMN chat_id TEXT")
+    keys = {r[0] for r in db.execute("SELECT target FROM deliveries UNION SELECT target FROM targets")}
+    for key in sorted(keys):
+        kind, _, rest = key.partition(":")
+        if kind == "telegram" and rest.startswith("@") and rest != rest.lower():
+            adopt_target_rows(db.conn, key, f"{kind}:{rest.lower()}")
+
+
+def _post_retries(db: sqlite_utils.Database) -> None:
+    # Posts whose page failed to fetch or parse: retried explicitly on the next polls, wherever they are listed.
+    db["post_retries"].create({
+        "source_id": str, "key": str, "url": str, "error": str, "failures": int, "first_failed_at": str,
+        "last_failed_at": str,
+    }, pk=("source_id", "key"), not_null={"url"}, defaults={"failures": 0})
+
+
+def adopt_target_rows(conn: sqlite3.Connection, old: str, new: str) -> int:
+    """Move every outbox row of target key ``old`` to ``new`` (inside the caller's transaction).
+
+    Where both keys hold a row for the same article, the one that went further wins: a pending row never
+    replaces a sent one (that would send the article twice). Returns how many rows moved.
+    """
+    if old == new:
+        return 0
+    conn.execute(
+        "DELETE FROM deliveries WHERE target = ? AND status IN ('pending', 'dropped', 'failed') AND article_id IN "
+        "(SELECT article_id FROM deliveries WHERE target = ? AND status IN ('sent', 'sending'))", [new, old])
+    moved = conn.execute("UPDATE OR IGNORE deliveries SET target = ? WHERE target = ?", [new, old]).rowcount
+    conn.execute("DELETE FROM deliveries WHERE target = ?", [old])
+    row = conn.execute("SELECT status, first_seen_at, retry_at, last_error, healthy_at, chat_id FROM targets "
+                       "WHERE target = ?", [old]).fetchone()
+    if row is not None:
+        conn.execute(
+            "INSERT INTO targets(target, status, first_seen_at, retry_at, last_error, healthy_at, chat_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(target) DO UPDATE SET "
+            "first_seen_at = MIN(first_seen_at, excluded.first_seen_at), "
+            "healthy_at = MAX(COALESCE(healthy_at, ''), COALESCE(excluded.healthy_at, '')), "
+            "chat_id = COALESCE(chat_id, excluded.chat_id)", [new, *row])
+        conn.execute("UPDATE targets SET healthy_at = NULL WHERE target = ? AND healthy_at = ''", [new])
+        conn.execute("DELETE FROM targets WHERE target = ?", [old])
+    return moved
+
+
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
+    _v1, _v2, _v3, _delivery_claims, _target_identity, _post_retries)
 SCHEMA_VERSION = len(MIGRATIONS)
+FEEDBOT_TABLES = frozenset({"sources", "pages", "articles", "classifications", "deliveries", "targets", "meta"})
 
 
 class Database:
     """One connection per process; every write that belongs together is one transaction."""
 
-    def __init__(self, path: Path | str, *, migrate: bool = True):
+    def __init__(self, path: Path | str, *, migrate: bool = True, read_only: bool = False):
         self.path = Path(path)
+        memory = str(path) == ":memory:"
         try:
-            if str(path) != ":memory:":
+            # `status` on a file it may not write (a read-only mount, another user's file): open it read-only.
+            ro = read_only and not memory and self.path.exists() and not _writable(self.path)
+            if not memory and not ro:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE), never implicit.
-            conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                                   check_same_thread=False)
-            self.db = sqlite_utils.Database(conn)
-            self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self.db.execute("PRAGMA foreign_keys = ON")
-            version = self.schema_version()
+            try:
+                conn = self._connect(ro)
+                version = self.schema_version()
+            except (sqlite3.OperationalError, StateError):
+                if not ro:
+                    raise
+                # WAL without a -shm file we may create: nobody can be writing here, read the file as it is.
+                conn = self._connect(ro, immutable=True)
+                version = self.schema_version()
+            foreign = self._foreign_tables() if version == 0 else []
         except (sqlite3.DatabaseError, StateError) as exc:
             cause = exc.__cause__ if isinstance(exc, StateError) else exc
             raise StateError(f"{self.path}: not a usable SQLite database: {cause}") from exc
+        except OSError as exc:
+            raise StateError(f"{self.path}: cannot open: {exc.strerror or exc}") from exc
+        if foreign:
+            conn.close()
+            shown = ", ".join(foreign[:5]) + (", …" if len(foreign) > 5 else "")
+            raise StateError(
+                f"{self.path}: not a feedbot database (it holds other tables: {shown}); point state_dir at "
+                "a directory of its own — the file was not touched")
         if version > SCHEMA_VERSION:
             conn.close()
             raise StateError(
@@ -114,21 +183,48 @@ class Database:
         if migrate:
             self.migrate()
 
+    def _connect(self, read_only: bool, *, immutable: bool = False) -> sqlite3.Connection:
+        if read_only:
+            target = f"file:{quote(str(self.path.resolve()))}?mode=ro" + ("&immutable=1" if immutable else "")
+        else:
+            target = str(self.path)
+        # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE), never implicit.
+        conn = sqlite3.connect(target, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                               check_same_thread=False, uri=read_only)
+        self.db = sqlite_utils.Database(conn)
+        self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self.db.execute("PRAGMA foreign_keys = ON")
+        return conn
+
+    def _foreign_tables(self) -> list[str]:
+        """The tables of a version-0 file that holds none of feedbot's (another program's database), else []."""
+        names = [r[0] for r in self.db.execute(
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' "
+            "ORDER BY name").fetchall()]
+        # A racing process may have just migrated the file: its tables are ours, not foreign.
+        return [] if set(names) & FEEDBOT_TABLES else names
+
     def schema_version(self) -> int:
         """The schema version recorded in the file (0 for a new file)."""
         return self._execute("PRAGMA user_version").fetchone()[0]
 
     def migrate(self) -> int:
-        """Apply the forward migrations this file lacks; returns the resulting version."""
-        version = self.schema_version()
-        if version < SCHEMA_VERSION and str(self.path) != ":memory:":
+        """Apply the forward migrations this file lacks; returns the resulting version.
+
+        Each step re-reads the version inside its BEGIN IMMEDIATE transaction, so two processes starting
+        on a fresh file never both apply one (the state-dir lock already keeps them apart; this holds
+        even without it).
+        """
+        if self.schema_version() < SCHEMA_VERSION and str(self.path) != ":memory:":
             # WAL lets the web server read while a poll writes.
             self._execute("PRAGMA journal_mode = WAL")
-        for number in range(version, SCHEMA_VERSION):
+        while True:
             with self.transaction():
-                MIGRATIONS[number](self.db)
-                self.db.execute(f"PRAGMA user_version = {number + 1}")
-        return self.schema_version()
+                version = self.schema_version()
+                if version >= SCHEMA_VERSION:
+                    return version
+                MIGRATIONS[version](self.db)
+                self.db.execute(f"PRAGMA user_version = {version + 1}")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -181,6 +277,11 @@ class Database:
     def integrity_check(self) -> str:
         """SQLite's PRAGMA integrity_check: "ok", or the problems it found, one per line."""
         return "\n".join(row[0] for row in self._execute("PRAGMA integrity_check"))
+
+
+def _writable(path: Path) -> bool:
+    """Whether this process may write the file and create its journal beside it."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
 
 
 def _describe(exc: sqlite3.Error) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 from feedbot.clock import utcnow
 from feedbot.model import Delivery, DeliveryCount, Target, TargetState
-from feedbot.store.db import Database, from_db, to_db
+from feedbot.store.db import Database, adopt_target_rows, from_db, to_db
 
 
 class DeliveriesTable(Database):
@@ -43,10 +43,16 @@ class DeliveriesTable(Database):
         rows = self._rows("SELECT * FROM deliveries WHERE id = ?", [delivery_id])
         return _delivery(rows[0]) if rows else None
 
-    def mark_sending(self, delivery_id: int) -> None:
-        """Recorded before the request, so a crash mid-send is visible on restart."""
-        self._execute("UPDATE deliveries SET status = 'sending', attempts = attempts + 1 WHERE id = ?",
-                        [delivery_id])
+    def claim_for_sending(self, delivery_id: int, *, claimed_by: int | None = None) -> bool:
+        """Compare-and-set pending → sending before the request; False when another process got there first.
+
+        Recorded before the request, so a crash mid-send is visible on restart; ``claimed_by`` (a pid)
+        tells a start which 'sending' rows still belong to a live process.
+        """
+        cursor = self._execute(
+            "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, claimed_by = ? "
+            "WHERE id = ? AND status = 'pending'", [claimed_by, delivery_id])
+        return cursor.rowcount == 1
 
     def mark_sent(self, delivery_id: int, *, message_id: int | None, content_hash: str,
                   sent_at: datetime | None = None, note: str | None = None) -> None:
@@ -85,15 +91,58 @@ class DeliveriesTable(Database):
                                [reason, len(kind) + 1, f"{kind}:"])
         return cursor.rowcount
 
-    def requeue_sending(self, targets: Iterable[Target | str]) -> int:
-        """Rows left 'sending' by a killed process go back to pending (at most one duplicate each)."""
+    def sending_claims(self, targets: Iterable[Target | str]) -> list[tuple[int, int | None]]:
+        """(delivery id, claiming pid) of every row left 'sending' for these targets."""
         targets = [key_of(t) for t in targets]
         if not targets:
-            return 0
-        cursor = self._execute(
-            f"UPDATE deliveries SET status = 'pending', last_error = 'interrupted while sending; resent' "
-            f"WHERE status = 'sending' AND target IN ({', '.join('?' * len(targets))})", targets)
-        return cursor.rowcount
+            return []
+        return [(r[0], r[1]) for r in self._execute(
+            f"SELECT id, claimed_by FROM deliveries WHERE status = 'sending' "
+            f"AND target IN ({', '.join('?' * len(targets))}) ORDER BY id", targets)]
+
+    def requeue_sending(self, delivery_ids: Iterable[int]) -> int:
+        """Rows left 'sending' by a dead process go back to pending (at most one duplicate each)."""
+        count = 0
+        with self.transaction():
+            for did in delivery_ids:
+                count += self._execute(
+                    "UPDATE deliveries SET status = 'pending', claimed_by = NULL, "
+                    "last_error = 'interrupted while sending; resent' WHERE id = ? AND status = 'sending'",
+                    [did]).rowcount
+        return count
+
+    def unblock_targets(self, targets: Iterable[Target | str] | None = None) -> list[Target]:
+        """Clear the 'blocked' state of some targets (all blocked ones when None); returns those cleared."""
+        blocked = [t.target for t in self.target_states() if t.status == "blocked"]
+        wanted = None if targets is None else {key_of(t) for t in targets}
+        cleared = [t for t in blocked if wanted is None or key_of(t) in wanted]
+        with self.transaction():
+            for target in cleared:
+                self._execute("UPDATE targets SET status = 'ok', retry_at = NULL WHERE target = ?", [key_of(target)])
+        return cleared
+
+    def target_keys(self, kind: str) -> list[Target]:
+        """Every target of one kind the outbox has ever known (rows or state)."""
+        rows = self._execute("SELECT target FROM deliveries WHERE substr(target, 1, ?) = ? UNION "
+                             "SELECT target FROM targets WHERE substr(target, 1, ?) = ? ORDER BY 1",
+                             [len(kind) + 1, f"{kind}:", len(kind) + 1, f"{kind}:"]).fetchall()
+        return [target_of(r[0]) for r in rows]
+
+    def target_chat_id(self, target: Target | str) -> str | None:
+        """The chat id a target's address resolved to (getChat), when known."""
+        row = self._execute("SELECT chat_id FROM targets WHERE target = ?", [key_of(target)]).fetchone()
+        return row[0] if row else None
+
+    def set_target_chat_id(self, target: Target | str, chat_id: str, now: datetime | None = None) -> None:
+        """Remember what a target's address resolved to."""
+        self._execute("INSERT INTO targets(target, status, first_seen_at, chat_id) VALUES (?, 'ok', ?, ?) "
+                      "ON CONFLICT(target) DO UPDATE SET chat_id = excluded.chat_id",
+                      [key_of(target), to_db(now or utcnow()), chat_id])
+
+    def adopt_target(self, old: Target | str, new: Target | str) -> int:
+        """The same chat under a new spelling: its outbox rows and state move to ``new``; returns rows moved."""
+        with self.transaction():
+            return adopt_target_rows(self.db.conn, key_of(old), key_of(new))
 
     def target_state(self, target: Target | str) -> TargetState | None:
         """One target's health (None when never seen)."""

@@ -9,6 +9,8 @@ from typing import Any
 from feedbot.model import PageState, SourceState
 from feedbot.store.db import Database, from_db, to_db
 
+MAX_POST_FAILURES = 20  # a post failing this many polls in a row is no longer retried (its error is kept)
+
 
 class SourcesTable(Database):
     """The `sources` and `pages` tables."""
@@ -69,6 +71,29 @@ class SourcesTable(Database):
             "last_modified = excluded.last_modified, content_hash = excluded.content_hash, "
             "fetched_at = excluded.fetched_at",
             [url, source_id, etag, last_modified, content_hash, to_db(fetched_at)])
+
+
+    def post_retries(self, source_id: str, *, max_failures: int = MAX_POST_FAILURES) -> set[str]:
+        """Keys of a source's posts that failed and are still to be retried."""
+        cursor = self._execute("SELECT key FROM post_retries WHERE source_id = ? AND failures < ?",
+                               [source_id, max_failures])
+        return {row[0] for row in cursor}
+
+    def record_post_failures(self, source_id: str, failed: Iterable[tuple[str, str, str]], at: datetime) -> list[str]:
+        """Remember posts (key, url, error) that failed, to retry them; returns the keys given up on just now."""
+        given_up = []
+        with self.transaction():
+            for key, url, error in failed:
+                self._execute(
+                    "INSERT INTO post_retries(source_id, key, url, error, failures, first_failed_at, last_failed_at) "
+                    "VALUES (?, ?, ?, ?, 1, ?, ?) ON CONFLICT(source_id, key) DO UPDATE SET error = excluded.error, "
+                    "url = excluded.url, failures = failures + 1, last_failed_at = excluded.last_failed_at",
+                    [source_id, key, url, error, to_db(at), to_db(at)])
+                row = self._execute("SELECT failures FROM post_retries WHERE source_id = ? AND key = ?",
+                                    [source_id, key]).fetchone()
+                if row and row[0] == MAX_POST_FAILURES:
+                    given_up.append(key)
+        return given_up
 
 
 def _source(r: Mapping[str, Any]) -> SourceState:

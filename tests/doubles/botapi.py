@@ -243,6 +243,10 @@ class BotApiDouble:
         self._new_update = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.my_commands: list[dict[str, str]] = []
+        # Chats as Telegram knows them: "@username" (any case) ↔ numeric id; old group id → supergroup id.
+        self.chat_ids: dict[str, int] = {}
+        self.migrated_chats: dict[str, int] = {}
+        self.getme_result: Any = BOT_USER  # a test may make getMe answer something malformed
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
@@ -282,6 +286,15 @@ class BotApiDouble:
     def sent_to(self, chat_id: str) -> list[Recorded]:
         """Accepted messages of one chat, in arrival order."""
         return [m for m in self.messages if m.chat_id == str(chat_id)]
+
+    def register_chat(self, username: str, chat_id: int) -> None:
+        """Make "@username" (any case) and chat_id the same chat, as getChat tells."""
+        self.chat_ids[username.lower()] = chat_id
+
+    def delivered_to(self, chat: str) -> list[Recorded]:
+        """Accepted messages of one chat under any of its spellings (@Name, @name, its numeric id)."""
+        wanted = self._chat(chat)["id"]
+        return [m for m in self.messages if self._chat(m.chat_id)["id"] == wanted]
 
     def push_command(
         self, text: str, *, user_id: int = 4242, chat_type: str = "private", chat_id: int | None = None
@@ -369,28 +382,41 @@ class BotApiDouble:
         if handler is None:
             return self._error(404, "Not Found")
         if method.lower() in ("sendmessage", "editmessagetext"):
-            if self.response_delay:
-                await asyncio.sleep(self.response_delay)
-            if self.fail_rate and self.random.random() < self.fail_rate:
-                self.counts["502"] += 1
-                return web.json_response(
-                    {"ok": False, "error_code": 502, "description": "Bad Gateway"}, status=502
-                )
+            # Like Telegram, a slow send still lands when the client gave up or went away meanwhile.
+            return await asyncio.shield(self._slow_send(handler, params))
+        return await handler(params)
+
+    async def _slow_send(self, handler: Any, params: dict[str, Any]) -> web.Response:
+        if self.response_delay:
+            await asyncio.sleep(self.response_delay)
+        if self.fail_rate and self.random.random() < self.fail_rate:
+            self.counts["502"] += 1
+            return web.json_response({"ok": False, "error_code": 502, "description": "Bad Gateway"}, status=502)
         return await handler(params)
 
     def _chat(self, chat_id: Any) -> dict[str, Any]:
         chat = str(chat_id)
-        if chat.startswith("@"):
+        if chat.startswith("@"):  # usernames are case-insensitive
+            name = chat.lower()
             return {
-                "id": -1000000000000 - zlib.crc32(chat.encode()) % 10**9,
+                "id": self.chat_ids.get(name, -1000000000000 - zlib.crc32(name.encode()) % 10**9),
                 "type": "channel",
-                "title": chat[1:],
-                "username": chat[1:],
+                "title": name[1:],
+                "username": name[1:],
             }
         number = int(chat)
         if number > 0:
             return {"id": number, "type": "private", "first_name": "Tester"}
+        names = [name for name, known in self.chat_ids.items() if known == number]
+        if names:
+            return {"id": number, "type": "channel", "title": names[0][1:], "username": names[0][1:]}
         return {"id": number, "type": "channel", "title": f"Channel {number}"}
+
+    def _migrated(self, chat_id: str) -> web.Response | None:
+        if chat_id in self.migrated_chats:
+            return self._error(400, "Bad Request: group chat was upgraded to a supergroup chat",
+                               migrate_to_chat_id=self.migrated_chats[chat_id])
+        return None
 
     def _check_text(self, params: dict[str, Any]) -> tuple[str, list[dict[str, Any]]] | web.Response:
         text = params.get("text", "")
@@ -472,7 +498,7 @@ class BotApiDouble:
         return body
 
     async def _api_getme(self, params: dict[str, Any]) -> web.Response:
-        return self._ok(BOT_USER)
+        return self._ok(self.getme_result)
 
     async def _api_logout(self, params: dict[str, Any]) -> web.Response:
         return self._ok(True)
@@ -486,9 +512,14 @@ class BotApiDouble:
 
     async def _api_getchat(self, params: dict[str, Any]) -> web.Response:
         chat_id = str(params.get("chat_id", ""))
+        self.counts["getChat"] += 1
         if chat_id in self.forbidden_chats:
             return self._error(403, "Forbidden: bot is not a member of the channel chat")
-        return self._ok(self._chat(chat_id))
+        migrated = self._migrated(chat_id)
+        if migrated:
+            return migrated
+        # getChat answers a ChatFullInfo: a few more fields than the Chat inside a message.
+        return self._ok({**self._chat(chat_id), "accent_color_id": 0, "max_reaction_count": 11})
 
     async def _api_sendmessage(self, params: dict[str, Any]) -> web.Response:
         chat_id = str(params.get("chat_id", ""))
@@ -497,6 +528,9 @@ class BotApiDouble:
         if chat_id in self.forbidden_chats:
             self.counts["403"] += 1
             return self._error(403, "Forbidden: bot is not a member of the channel chat")
+        migrated = self._migrated(chat_id)
+        if migrated:
+            return migrated
         checked = self._check_text(params)
         if isinstance(checked, web.Response):
             return checked

@@ -260,8 +260,10 @@ def test_store_requeues_sending_rows_and_lists_edits(tmp_path):
     save(store, config, make_article(1), ["carbon-market"])
     save(store, config, make_article(2), ["carbon-market"])
     first, second = store.deliveries()
-    store.mark_sending(first.id)
-    assert store.requeue_sending(["telegram:@carbon_market_test"]) == 1
+    assert store.claim_for_sending(first.id, claimed_by=4242)
+    assert not store.claim_for_sending(first.id), "only one claimer wins the compare-and-set"
+    assert store.sending_claims(["telegram:@carbon_market_test"]) == [(first.id, 4242)]
+    assert store.requeue_sending([first.id]) == 1
     assert store.delivery(first.id).status == "pending" and store.delivery(first.id).attempts == 1
     store.mark_sent(first.id, message_id=10, content_hash="1-v1")
     store.mark_sent(

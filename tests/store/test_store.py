@@ -120,13 +120,13 @@ def test_articles_newest_first_per_topic_and_weekly_counts(store):
 def test_outbox_state_machine(store):
     store.save_article(make_article(), verdict("carbon-market"), {"carbon-market": ["telegram:@cm"]})
     (delivery,) = store.deliveries()
-    store.mark_sending(delivery.id)
+    assert store.claim_for_sending(delivery.id)
     assert store.deliveries() == [] and store.deliveries(statuses=["sending"])[0].attempts == 1
     later = datetime.now(UTC) + timedelta(minutes=5)
     store.mark_retry(delivery.id, error="502 Bad Gateway", next_attempt_at=later)
     assert store.deliveries(due_before=datetime.now(UTC)) == []
     assert store.deliveries(due_before=later)[0].last_error == "502 Bad Gateway"
-    store.mark_sending(delivery.id)
+    assert store.claim_for_sending(delivery.id)
     store.mark_sent(delivery.id, message_id=42, content_hash="h")
     sent = store.delivery(delivery.id)
     assert (sent.status, sent.message_id, sent.attempts) == ("sent", 42, 2)
