@@ -14,7 +14,7 @@ from feedbot.outbox import Pacing
 from feedbot.publish.telegram import TelegramPublisher
 from feedbot.store import Store
 from tests.doubles.botapi import BotApiDouble
-from tests.publish.test_telegram import SCALE, make_article, make_config, save
+from tests.telegram_helpers import SCALE, make_article, save, telegram_config
 
 CM = "carbon-market"
 
@@ -30,7 +30,7 @@ async def drain_once(config, store: Store) -> None:
 
 async def test_two_drains_on_one_database_send_each_message_once(tmp_path):
     async with BotApiDouble(response_delay=0.05) as api:
-        config = make_config(tmp_path, api, max_backlog=100)
+        config = telegram_config(tmp_path, api, max_backlog=100)
         stores = [Store(config.db_path), Store(config.db_path)]  # two connections, as two processes have
         for n in range(12):
             save(stores[0], config, make_article(n), [["carbon-market", "climate-finance"][n % 2]])
@@ -52,12 +52,12 @@ async def test_respelling_a_chat_resends_nothing_and_keeps_its_rows(tmp_path, be
     async with BotApiDouble() as api:
         api.register_chat("@chan_test", -1001111111111)
         store = Store(tmp_path / "feedbot.db")
-        old = make_config(tmp_path, api, chats=one_chat(before))
+        old = telegram_config(tmp_path, api, chats=one_chat(before))
         for n in range(3):
             save(store, old, make_article(n), [CM])
         await drain_once(old, store)
         assert len(api.messages) == 3
-        new = make_config(tmp_path, api, chats=one_chat(after))
+        new = telegram_config(tmp_path, api, chats=one_chat(after))
         await drain_once(new, store)
         assert len(api.messages) == 3, "the same chat under a new spelling got the newest articles again"
         save(store, new, make_article(3), [CM])
@@ -72,12 +72,12 @@ async def test_respelling_a_chat_resends_nothing_and_keeps_its_rows(tmp_path, be
 async def test_a_migrated_group_is_adopted_under_its_supergroup_id(tmp_path):
     async with BotApiDouble() as api:
         store = Store(tmp_path / "feedbot.db")
-        group = make_config(tmp_path, api, chats=one_chat("-4242"))
+        group = telegram_config(tmp_path, api, chats=one_chat("-4242"))
         for n in range(2):
             save(store, group, make_article(n), [CM])
         await drain_once(group, store)
         api.migrated_chats["-4242"] = -1004242424242  # Telegram: "group chat was upgraded to a supergroup"
-        supergroup = make_config(tmp_path, api, chats=one_chat("-1004242424242"))
+        supergroup = telegram_config(tmp_path, api, chats=one_chat("-1004242424242"))
         await drain_once(supergroup, store)
         assert len(api.messages) == 2
         counts = {(str(c.target), c.status): c.count for c in store.delivery_counts()}
@@ -87,7 +87,7 @@ async def test_a_migrated_group_is_adopted_under_its_supergroup_id(tmp_path):
 
 async def test_a_chat_blocked_at_first_start_is_tried_again_when_feedbot_restarts(tmp_path):
     async with BotApiDouble(forbidden_chats=("@chan_test",)) as api:
-        config = make_config(tmp_path, api, chats=one_chat("@chan_test"))
+        config = telegram_config(tmp_path, api, chats=one_chat("@chan_test"))
         store = Store(config.db_path)
         save(store, config, make_article(1), [CM])
         async with TelegramPublisher(config, store, pacing=Pacing().scaled(SCALE)) as pub:
@@ -132,7 +132,7 @@ async def test_a_malformed_getme_answer_is_a_publish_error_and_the_daemon_goes_o
 
     async with BotApiDouble() as api:
         api.getme_result = {"id": "not a user"}
-        config = make_config(tmp_path, api, chats=one_chat("@chan_test"))
+        config = telegram_config(tmp_path, api, chats=one_chat("@chan_test"))
         store = Store(config.db_path)
         save(store, config, make_article(1), [CM])
         pub = TelegramPublisher(config, store, pacing=Pacing().scaled(SCALE))

@@ -10,7 +10,7 @@ from feedbot.app import App
 from feedbot.publish import feeds
 from feedbot.settings.config import WebConfig
 from feedbot.store import Store
-from tests.publish.test_telegram import make_article, make_config, save
+from tests.telegram_helpers import make_article, save, telegram_config
 
 
 def ids(config) -> dict[str, set[str]]:
@@ -32,7 +32,7 @@ def fill(config) -> None:
 
 
 def test_entry_ids_do_not_change_when_the_feeds_move_to_another_domain(tmp_path):
-    config = make_config(tmp_path, None)
+    config = telegram_config(tmp_path, None)
     config = replace(config, web=WebConfig(base_url="http://127.0.0.1:8080"))
     fill(config)
     with App(config) as app:
@@ -49,7 +49,7 @@ def test_entry_ids_do_not_change_when_the_feeds_move_to_another_domain(tmp_path)
 
 
 def test_an_install_from_before_keeps_the_ids_its_feeds_already_published(tmp_path):
-    config = replace(make_config(tmp_path, None), web=WebConfig(base_url="http://localhost:8080"))
+    config = replace(telegram_config(tmp_path, None), web=WebConfig(base_url="http://localhost:8080"))
     fill(config)
     store = Store(config.db_path)
     feeds.rebuild_all(store, config)  # as the previous release wrote them: no stored authority yet

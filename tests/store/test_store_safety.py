@@ -158,9 +158,9 @@ def test_status_reads_a_database_it_cannot_write(tmp_path, clean_env):
 
 
 async def test_only_one_of_two_claimers_gets_a_row(tmp_path):
-    from tests.publish.test_telegram import make_article, make_config, save
+    from tests.telegram_helpers import make_article, save, telegram_config
 
-    config = make_config(tmp_path, None, token="1:x")
+    config = telegram_config(tmp_path, None, token="1:x")
     first, second = Store(config.db_path), Store(config.db_path)
     save(first, config, make_article(1), ["carbon-market"])
     (row,) = first.deliveries()
@@ -173,9 +173,9 @@ async def test_only_one_of_two_claimers_gets_a_row(tmp_path):
 
 async def test_a_start_requeues_only_rows_no_live_process_holds(tmp_path):
     from feedbot.outbox import Outbox
-    from tests.publish.test_telegram import make_article, make_config, save
+    from tests.telegram_helpers import make_article, save, telegram_config
 
-    config = make_config(tmp_path, None, token="1:x")
+    config = telegram_config(tmp_path, None, token="1:x")
     store = Store(config.db_path)
     for n in range(2):
         save(store, config, make_article(n), ["carbon-market"])
@@ -199,9 +199,9 @@ async def test_a_start_requeues_only_rows_no_live_process_holds(tmp_path):
 
 def test_the_upgrade_folds_mixed_case_usernames_into_one_target_without_resending(tmp_path):
     from feedbot.store.db import MIGRATIONS
-    from tests.publish.test_telegram import make_article, make_config, save
+    from tests.telegram_helpers import make_article, save, telegram_config
 
-    config = make_config(tmp_path, None, token="1:x", chats={"carbon-market": "@chan"})
+    config = telegram_config(tmp_path, None, token="1:x", chats={"carbon-market": "@chan"})
     store = Store(config.db_path)
     for n in range(2):
         save(store, config, make_article(n), ["carbon-market"])
