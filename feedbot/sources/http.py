@@ -250,9 +250,12 @@ class Fetcher:
         try:
             if proxy is None:
                 response = await session.get(target, headers=headers, allow_redirects=False)
-            else:
-                response = await session.get(target, headers=headers, allow_redirects=False,
-                                             proxy=proxy[0], proxy_auth=proxy[1])
+            elif target.scheme == "http":  # the request itself goes to the proxy, so it carries the credentials
+                response = await session.get(target, headers={**headers, **(proxy[1] or {})}, allow_redirects=False,
+                                             proxy=proxy[0])
+            else:  # https: the credentials go on the CONNECT request
+                response = await session.get(target, headers=headers, allow_redirects=False, proxy=proxy[0],
+                                             proxy_headers=proxy[1])
         except aiohttp.ConnectionTimeoutError as exc:
             raise FetchError(f"timed out after {timeout:g}s connecting to {where}", url=url) from exc
         except aiohttp.ServerTimeoutError as exc:

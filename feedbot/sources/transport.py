@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import urllib.request
 import zlib
@@ -13,7 +14,7 @@ from yarl import URL
 
 from feedbot.errors import FetchError
 
-Proxy = tuple[URL, aiohttp.BasicAuth | None] | None
+Proxy = tuple[URL, dict[str, str] | None] | None  # proxy URL, Proxy-Authorization header
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -71,13 +72,14 @@ class EnvironmentProxies:
         return any(address in network for network in self._networks) or host in self._names
 
 
-def _proxy_url(proxy: str) -> tuple[URL, aiohttp.BasicAuth | None]:
+def _proxy_url(proxy: str) -> tuple[URL, dict[str, str] | None]:
     url = URL(proxy if "://" in proxy else f"http://{proxy}")
-    auth = None
-    if url.user is not None:  # credentials travel as Proxy-Authorization, never in the URL aiohttp logs
-        auth = aiohttp.BasicAuth(unquote(url.user), unquote(url.password or ""))
+    headers = None
+    if url.user is not None:  # credentials travel as Proxy-Authorization, never in a URL that gets logged
+        pair = f"{unquote(url.user)}:{unquote(url.password or '')}".encode()
+        headers = {"Proxy-Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
         url = url.with_user(None)
-    return url, auth
+    return url, headers
 
 
 class BodyDecoder:
