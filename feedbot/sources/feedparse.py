@@ -20,7 +20,6 @@ from typing import Any
 from urllib.parse import urljoin
 
 import fastfeedparser
-import feedparser
 from lxml import etree
 
 from feedbot.sources.charset import canonical_encoding, header_charset, sniff_charset
@@ -153,6 +152,8 @@ def resolve_links(html: str, base: str) -> str:
 
 def parse_slow(content: bytes, url: str, content_type: str | None = None) -> RawFeed:
     """The document through feedparser (sanitizing, resolving relative URIs, forgiving broken XML)."""
+    import feedparser  # imported on first need: a process whose feeds are all well-formed never pays for it
+
     headers = {"content-location": url}
     if content_type:
         # RFC 3023 makes text/xml without a charset US-ASCII; servers mean "see the XML declaration".
