@@ -117,7 +117,7 @@ async def bench_feeds(urls: list[str], control: str, baseline_sample: int, conne
         if profiler:
             profiler.dump_stats(profile)
 
-        await fetcher.client.get(f"{control}/_bump?every=10&sources={len(urls)}")
+        await fetcher.get(f"{control}/_bump?every=10&sources={len(urls)}")
         with Clock() as mixed:
             results = await poll_all(sources, states)
         changed = sum(not r.not_modified for r in results)

@@ -1,8 +1,7 @@
-"""Any RSS 0.9x/1.0/2.0 or Atom feed, read by feedparser from the bytes the Fetcher got."""
+"""Any RSS 0.9x/1.0/2.0, Atom or JSON feed, read from the bytes the Fetcher got (fastfeedparser, else feedparser)."""
 
 from __future__ import annotations
 
-import calendar
 import hashlib
 import logging
 import re
@@ -11,12 +10,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import feedparser
-
 from feedbot.errors import ParseError
 from feedbot.model import Entry, SourceState
 from feedbot.settings.config import SourceConfig
 from feedbot.sources.base import PageValidators, PollResult
+from feedbot.sources.feedparse import RawEntry, parse_fast, parse_slow
 from feedbot.sources.http import Fetcher
 
 log = logging.getLogger(__name__)
@@ -46,22 +44,6 @@ def refuse_entity_declarations(content: bytes, url: str) -> None:
                          "the shape of a billion-laughs or external-entity attack")
 
 
-def _when(parsed: Any) -> datetime | None:
-    if not parsed:
-        return None
-    try:
-        return datetime.fromtimestamp(calendar.timegm(parsed), UTC)
-    except (OverflowError, ValueError, TypeError):
-        return None
-
-
-def _body(item: Mapping[str, Any]) -> str:
-    """The fullest body the entry has: content, else summary."""
-    contents = item.get("content") or []
-    best = max((c.get("value") or "" for c in contents), key=len, default="")
-    return best or item.get("summary") or ""
-
-
 def entry_key(item: Mapping[str, Any], title: str, body: str) -> str:
     """guid/id, else link, else a digest of title and content."""
     for field in ("id", "link"):
@@ -73,20 +55,15 @@ def entry_key(item: Mapping[str, Any], title: str, body: str) -> str:
 
 def parse_feed(content: bytes, url: str, source_id: str, *, outlet: str | None = None,
                content_type: str | None = None) -> ParsedFeed:
-    """Feed bytes → entries; an empty body, an HTML page, unreadable XML or entity tricks are ParseErrors."""
+    """Feed bytes → entries; an empty body, an HTML page, unreadable XML or entity tricks are ParseErrors.
+
+    fastfeedparser reads the documents it reads exactly like feedparser; feedparser reads the rest.
+    """
     if not content.strip():
         raise ParseError(f"empty body from {url}: expected an RSS or Atom feed")
     refuse_entity_declarations(content, url)
-    headers = {"content-location": url}
-    if content_type:
-        # RFC 3023 makes text/xml without a charset US-ASCII; servers mean "see the XML declaration".
-        if content_type.split(";")[0].strip().lower() == "text/xml" and "charset" not in content_type.lower():
-            content_type = "application/xml"
-        headers["content-type"] = content_type
-    parsed = feedparser.parse(content, response_headers=headers, sanitize_html=True, resolve_relative_uris=True)
-    items = parsed.get("entries") or []
-    version = parsed.get("version") or ""
-    problem = parsed.get("bozo_exception") if parsed.get("bozo") else None
+    parsed = parse_fast(content, url, content_type) or parse_slow(content, url, content_type)
+    items, version, problem = parsed.entries, parsed.version, parsed.problem
     if not items and not version:
         if _HTML_START.search(content[:4096]) or "html" in (content_type or "").lower():
             raise ParseError(f"expected an RSS or Atom feed from {url} but got an HTML page"
@@ -99,25 +76,25 @@ def parse_feed(content: bytes, url: str, source_id: str, *, outlet: str | None =
             raise ParseError(f"malformed feed at {url} with no readable entries: {problem}")
         warning = f"feed at {url} is not well-formed ({problem}); read {len(items)} entries anyway"
         log.warning("%s", warning)
-    feed_title = (parsed.get("feed") or {}).get("title") or ""
-    entries = []
-    for item in items:
-        title = (item.get("title") or "").strip()
-        body = _body(item)
-        # dict.get: FeedParserDict.get would quietly answer updated_parsed with published_parsed
-        updated = _when(dict.get(item, "updated_parsed"))
-        published = _when(dict.get(item, "published_parsed")) or updated
-        entries.append(Entry(
-            source_id=source_id,
-            key=entry_key(item, title, body),
-            url=item.get("link") or None,
-            title=title or (body[:40] if body else "(untitled)"),
-            body_html=body,
-            published_at=published,
-            updated_at=updated if updated and updated != published else None,
-            outlet=outlet or feed_title or None,
-        ))
-    return ParsedFeed(title=feed_title, version=version, entries=tuple(entries), warning=warning)
+    entries = tuple(make_entry(item, source_id, outlet or parsed.title or None) for item in items)
+    return ParsedFeed(title=parsed.title, version=version, entries=entries, warning=warning)
+
+
+def make_entry(item: RawEntry, source_id: str, outlet: str | None) -> Entry:
+    """A parsed entry as feedbot's Entry: keyed, titled (from the body when untitled), dated."""
+    body = item.body
+    updated = item.updated
+    published = item.published or updated
+    return Entry(
+        source_id=source_id,
+        key=entry_key({"id": item.id, "link": item.link}, item.title, body),
+        url=item.link,
+        title=item.title or (body[:40] if body else "(untitled)"),
+        body_html=body,
+        published_at=published,
+        updated_at=updated if updated and updated != published else None,
+        outlet=outlet,
+    )
 
 
 class FeedSource:

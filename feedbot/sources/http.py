@@ -1,42 +1,49 @@
-"""One shared HTTP client: timeouts, size cap, redirects, charset, conditional GET, Retry-After, per-host limit."""
+"""One shared HTTP client: timeouts, size cap, redirects, charset, conditional GET, Retry-After, per-host limit.
+
+One aiohttp.ClientSession over one connector: `[fetch] per_host` connections per host, `max_connections`
+in all. Redirects are followed here (limit, loop detection), bodies are decoded here (the size cap holds
+for what a gzip body inflates to), and proxies come from the environment, read once.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import codecs
-import ipaddress
 import logging
-import re
 import time
-import urllib.request
-import zlib
-from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import cached_property
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
-import httpx
+import aiohttp
+from yarl import URL
 
 from feedbot import PROJECT_URL, __version__
 from feedbot.errors import FetchError
 from feedbot.settings.config import FetchConfig
+from feedbot.sources.charset import (  # re-exported: the Fetcher's callers read charsets through here
+    ENCODING_ALIASES,
+    canonical_encoding,
+    detect_encoding,
+    header_charset,
+    sniff_charset,
+)
+from feedbot.sources.transport import BodyDecoder, EnvironmentProxies, HostConnector
+
+__all__ = ["DEFAULT_USER_AGENT", "ENCODING_ALIASES", "FetchResult", "FetchStats", "Fetcher", "canonical_encoding",
+           "detect_encoding", "header_charset", "human_bytes", "parse_http_date", "parse_retry_after",
+           "sniff_charset"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_USER_AGENT = f"feedbot/{__version__} (+{PROJECT_URL})"
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 RETRY_AFTER_STATUSES = {429, 503}
-# Chinese news sites label GB18030 text as GBK or GB2312; GB18030 is the superset that decodes all three.
-ENCODING_ALIASES = {"gbk": "gb18030", "gb2312": "gb18030", "x-gbk": "gb18030", "cp936": "gb18030",
-                    "gb_2312-80": "gb18030", "euc-cn": "gb18030", "csgb2312": "gb18030", "utf8": "utf-8"}
-SNIFF_BYTES = 4096
 URL_CACHE_SIZE = 4096
-_XML_DECL = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._:-]+)", re.I)
-_META_CHARSET = re.compile(rb"<meta[^>]+?charset\s*=\s*[\"']?\s*([A-Za-z0-9._:-]+)", re.I)
-_HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.I)
+READ_CHUNK = 64 * 1024
+MAX_HEADER_BYTES = 64 * 1024  # one header line or field; aiohttp's default of 8 KiB refuses some real sites
 
 
 def human_bytes(n: int) -> str:
@@ -46,57 +53,6 @@ def human_bytes(n: int) -> str:
             value = n / size
             return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
     return f"{n} bytes"
-
-
-def canonical_encoding(name: str | None) -> str | None:
-    """A Python codec name for a declared charset, GBK family → gb18030; None if unknown."""
-    if not name:
-        return None
-    name = name.strip().strip("\"'").lower()
-    name = ENCODING_ALIASES.get(name, name)
-    try:
-        name = codecs.lookup(name).name
-    except LookupError:
-        return None
-    return ENCODING_ALIASES.get(name, name)
-
-
-def header_charset(content_type: str | None) -> str | None:
-    """The charset parameter of a Content-Type header."""
-    if not content_type:
-        return None
-    match = _HEADER_CHARSET.search(content_type)
-    return match.group(1) if match else None
-
-
-def sniff_charset(content: bytes) -> str | None:
-    """The charset a document declares: BOM, XML declaration, or <meta charset> / http-equiv."""
-    if content.startswith(codecs.BOM_UTF8):
-        return "utf-8"
-    if content.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    head = content[:SNIFF_BYTES]
-    for pattern in (_XML_DECL, _META_CHARSET):
-        match = pattern.search(head)
-        if match:
-            found = canonical_encoding(match.group(1).decode("ascii", "replace"))
-            if found:
-                return found
-    return None
-
-
-def detect_encoding(content: bytes, content_type: str | None) -> str:
-    """HTTP header, then the document's own declaration, then UTF-8 if it decodes, else GB18030."""
-    declared = canonical_encoding(header_charset(content_type)) or sniff_charset(content)
-    candidates = [declared] if declared else []
-    candidates += [enc for enc in ("utf-8", "gb18030") if enc not in candidates]
-    for encoding in candidates:
-        try:
-            content.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-        return encoding
-    return declared or "utf-8"  # undecodable either way: replace the bad bytes
 
 
 def parse_http_date(value: str) -> datetime | None:
@@ -121,130 +77,18 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())
 
 
-def environment_proxies() -> dict[str, str | None]:
-    """HTTP(S)_PROXY / ALL_PROXY / NO_PROXY as httpx mount patterns → proxy URL (None: go direct)."""
-    found = urllib.request.getproxies()
-    mounts: dict[str, str | None] = {}
-    for scheme in ("http", "https", "all"):
-        proxy = found.get(scheme)
-        if proxy:
-            mounts[f"{scheme}://"] = proxy if "://" in proxy else f"http://{proxy}"
-    if not mounts:
-        return {}
-    for host in (name.strip() for name in found.get("no", "").split(",")):
-        if host == "*":
-            return {}
-        if not host:
-            continue
-        if "://" in host:
-            mounts[host] = None
-            continue
-        try:
-            address = ipaddress.ip_address(host.split("/")[0])
-        except ValueError:
-            # same reading as httpx: "example.org" also bypasses "www.example.org"
-            mounts[f"all://{host}" if host.lower() == "localhost" else f"all://*{host}"] = None
-        else:
-            mounts[f"all://[{host}]" if address.version == 6 else f"all://{host}"] = None
-    return mounts
-
-
-class _HostPool:
-    """One host's connection pool and how many of its responses are still open."""
-
-    __slots__ = ("active", "transport")
-
-    def __init__(self, transport: httpx.AsyncHTTPTransport):
-        self.transport = transport
-        self.active = 0
-
-
-class _Released(httpx.AsyncByteStream):
-    """A response body that tells its host pool when it is closed."""
-
-    def __init__(self, stream: httpx.AsyncByteStream, pool: _HostPool):
-        self._stream = stream
-        self._pool: _HostPool | None = pool
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._stream.__aiter__()  # the body's own iterator: no extra generator per chunk
-
-    async def aclose(self) -> None:
-        if self._pool is not None:
-            self._pool.active -= 1
-            self._pool = None
-        await self._stream.aclose()
-
-
-class _HostPools(httpx.AsyncBaseTransport):
-    """A small connection pool per host; beyond keep_hosts pools, the least recently used idle ones are closed.
-
-    httpcore rescans its whole pool twice per request (quadratically, polling every idle socket), so one
-    shared pool of 50 connections cost more CPU than the rest of a 304; a pool per host keeps it O(per_host).
-    """
-
-    def __init__(self, *, per_host: int, keep_hosts: int, ssl_context: object):
-        self._limits = httpx.Limits(max_connections=per_host, max_keepalive_connections=per_host)
-        self._keep_hosts = keep_hosts
-        self._ssl_context = ssl_context
-        self._pools: OrderedDict[tuple[bytes, str, int | None], _HostPool] = OrderedDict()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
-        key = (url.raw_scheme, url.host, url.port)
-        pool = self._pools.get(key)
-        if pool is None:
-            pool = self._pools[key] = _HostPool(httpx.AsyncHTTPTransport(verify=self._ssl_context,
-                                                                         limits=self._limits))
-            pool.active += 1
-            if len(self._pools) > self._keep_hosts:
-                await self._close_idle()
-        else:
-            self._pools.move_to_end(key)
-            pool.active += 1
-        try:
-            response = await pool.transport.handle_async_request(request)
-        except BaseException:
-            pool.active -= 1
-            raise
-        response.stream = _Released(response.stream, pool)
-        return response
-
-    async def _close_idle(self) -> None:
-        idle = [key for key, pool in self._pools.items() if not pool.active]
-        # taken out of the map before any await, so no request picks up a pool being closed
-        closing = [self._pools.pop(key) for key in idle[:len(self._pools) - self._keep_hosts]]
-        for pool in closing:
-            await pool.transport.aclose()
-
-    async def aclose(self) -> None:
-        pools, self._pools = list(self._pools.values()), OrderedDict()
-        for pool in pools:
-            await pool.transport.aclose()
-
-
-class _Cookies(httpx.Cookies):
-    """A cookie jar that hands only responses with Set-Cookie to http.cookiejar (a costly round trip)."""
-
-    def extract_cookies(self, response: httpx.Response) -> None:
-        if "set-cookie" in response.headers:
-            super().extract_cookies(response)
-
-
-class _Client(httpx.AsyncClient):
-    """The shared client, its cookie jar a _Cookies (httpx reads and sets it only through this property)."""
-
-    def __init__(self, **kwargs: object):
-        self._jar = _Cookies()
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-
-    @property
-    def cookies(self) -> httpx.Cookies:
-        return self._jar
-
-    @cookies.setter
-    def cookies(self, cookies: object) -> None:
-        self._jar = _Cookies(cookies)  # type: ignore[arg-type]
+def shown(url: str) -> str:
+    """A URL as it may appear in a message or a log: without user:password@."""
+    if "@" not in url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url.rpartition("@")[2]
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
 @dataclass(frozen=True)
@@ -259,7 +103,7 @@ class FetchResult:
     etag: str | None
     last_modified: str | None
     content_type: str | None
-    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)  # case-insensitive keys
 
     @cached_property
     def encoding(self) -> str:
@@ -282,113 +126,69 @@ class FetchStats:
     bytes_decoded: int = 0
 
 
-class _BodyDecoder:
-    """Content-Encoding decoding with a hard output limit, so a gzip bomb never inflates past the cap."""
-
-    def __init__(self, encoding: str, url: str):
-        encoding = encoding.strip().lower()
-        self._raw_deflate_probe = False
-        if encoding in ("", "identity"):
-            self._inflate = None
-        elif encoding in ("gzip", "x-gzip"):
-            self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        elif encoding == "deflate":
-            self._inflate = zlib.decompressobj()
-            self._raw_deflate_probe = True  # some servers send raw deflate without the zlib header
-        else:
-            raise FetchError(f"unsupported Content-Encoding {encoding!r} from {url}", url=url)
-        self.url = url
-
-    def feed(self, data: bytes, room: int) -> bytes:
-        """Decode one chunk, producing at most room + 1 bytes (one more than fits means over the cap)."""
-        if self._inflate is None:
-            return data
-        try:
-            out = self._inflate.decompress(data, room + 1)
-        except zlib.error as exc:
-            if not self._raw_deflate_probe:
-                raise FetchError(f"corrupt compressed body from {self.url}: {exc}", url=self.url) from exc
-            self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
-            self._raw_deflate_probe = False
-            return self.feed(data, room)
-        self._raw_deflate_probe = False
-        return out
-
-
 class Fetcher:
-    """Polite, bounded HTTP GETs over one shared httpx.AsyncClient."""
+    """Polite, bounded HTTP GETs over one shared aiohttp.ClientSession."""
 
-    def __init__(self, config: FetchConfig | None = None, *, max_connections: int = 50,
-                 short_retry: float = 2.0, transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(self, config: FetchConfig | None = None, *, max_connections: int = 100,
+                 short_retry: float = 2.0):
         self.config = config or FetchConfig()
         self.short_retry = short_retry  # a Retry-After this short is waited out inside the request, once
+        self.max_connections = max_connections  # requests in flight, and hosts that keep idle connections
         self.stats = FetchStats()
-        timeout = httpx.Timeout(connect=self.config.timeout, read=self.config.timeout,
-                                write=self.config.timeout, pool=self.config.deadline)
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        mounts = None
-        if transport is None:
-            # A custom transport turns off httpx's own HTTP(S)_PROXY/NO_PROXY handling, so the environment is
-            # read here, once. The SSL context (a CA bundle load) is built once and shared by every host's pool.
-            # max_connections bounds requests in flight (below) and how many hosts keep idle connections.
-            ssl_context = httpx.create_ssl_context()
-            transport = _HostPools(per_host=self.config.per_host, keep_hosts=max_connections, ssl_context=ssl_context)
-            mounts = {pattern: None if proxy is None else httpx.AsyncHTTPTransport(proxy=proxy, verify=ssl_context,
-                                                                                 limits=limits)
-                      for pattern, proxy in environment_proxies().items()}
-        self.client = _Client(
-            timeout=timeout,
-            follow_redirects=False,  # followed here: limit, loop detection, per-host slots per hop
-            headers={
-                "User-Agent": self.config.user_agent or DEFAULT_USER_AGENT,
-                "Accept-Encoding": "gzip, deflate",
-            },
-            limits=limits,
-            transport=transport,
-            mounts=mounts,
-            trust_env=False,
-        )
-        self._base_headers = dict(self.client.headers)
-        self._timeout_extension = timeout.as_dict()
-        self._urls: dict[str, httpx.URL] = {}  # parsed once per polled URL
-        self._host_slots: dict[tuple[bytes, str, int | None], asyncio.Semaphore] = {}
-        # Bounds requests in flight (the host pools bound each host) and keeps httpcore's queues short.
-        self._pool_slots = asyncio.Semaphore(max_connections)
+        self._proxies = EnvironmentProxies()
+        self._urls: dict[str, URL] = {}  # parsed once per polled URL
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
 
     async def __aenter__(self) -> Fetcher:
+        self._open()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the shared client and its connections."""
-        await self.client.aclose()
+        """Close the shared session and its connections."""
+        self._closed = True
+        if self._session is not None:
+            await self._session.close()
 
-    def _slot(self, url: httpx.URL) -> asyncio.Semaphore:
-        host = (url.raw_scheme, url.host, url.port)
-        slot = self._host_slots.get(host)
-        if slot is None:
-            slot = self._host_slots[host] = asyncio.Semaphore(self.config.per_host)
-        return slot
+    def _open(self) -> aiohttp.ClientSession:
+        """The session, built on first use (aiohttp wants a running event loop)."""
+        if self._session is None:
+            if self._closed:
+                raise FetchError("the Fetcher is closed")
+            timeout = self.config.timeout
+            connector = HostConnector(keep_hosts=self.max_connections, limit=self.max_connections,
+                                      limit_per_host=self.config.per_host)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                # the total deadline is asyncio.timeout in get(): it also covers waiting for a connection
+                timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_connect=timeout, sock_read=timeout),
+                headers={"User-Agent": self.config.user_agent or DEFAULT_USER_AGENT,
+                         "Accept-Encoding": "gzip, deflate"},
+                auto_decompress=False,  # decoded by BodyDecoder, under the size cap
+                cookie_jar=aiohttp.CookieJar(unsafe=True),  # unsafe: keep cookies from IP-address hosts too
+                trust_env=False,  # proxies: EnvironmentProxies, read once
+                max_line_size=MAX_HEADER_BYTES,
+                max_field_size=MAX_HEADER_BYTES,
+            )
+        return self._session
 
-    def _build(self, url: str, current: str, headers: dict[str, str]) -> httpx.Request:
-        try:
-            if self.client.cookies:  # a server set cookies: let httpx send them back
-                request = self.client.build_request("GET", current, headers=headers)
-            else:  # what build_request does, minus merging an empty cookie jar and parsing a known URL again
-                parsed = self._urls.get(current)
-                if parsed is None:
-                    if len(self._urls) >= URL_CACHE_SIZE:
-                        self._urls.clear()
-                    parsed = self._urls[current] = httpx.URL(current)
-                request = httpx.Request("GET", parsed, headers={**self._base_headers, **headers},
-                                        extensions={"timeout": self._timeout_extension})
-        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
-            raise FetchError(f"bad URL {current!r}: {exc}", url=url) from exc
-        if request.url.scheme not in ("http", "https") or not request.url.host:
-            raise FetchError(f"bad URL {current!r}: expected an absolute http:// or https:// URL", url=url)
-        return request
+    def _url(self, url: str, current: str) -> URL:
+        parsed = self._urls.get(current)
+        if parsed is None:
+            try:
+                parsed = URL(current)
+            except (ValueError, TypeError) as exc:
+                raise FetchError(f"bad URL {shown(current)!r}: {exc}", url=url) from exc
+            if parsed.scheme not in ("http", "https") or not parsed.raw_host:
+                raise FetchError(f"bad URL {shown(current)!r}: expected an absolute http:// or https:// URL",
+                                 url=url)
+            if len(self._urls) >= URL_CACHE_SIZE:
+                self._urls.clear()
+            self._urls[current] = parsed
+        return parsed
 
     async def get(self, url: str, *, etag: str | None = None, last_modified: str | None = None,
                   accept: str | None = None, max_bytes: int | None = None,
@@ -407,80 +207,90 @@ class Fetcher:
         try:
             async with asyncio.timeout(deadline):
                 result = await self._follow(url, headers, limit)
-                retry_after = getattr(result, "retry_after", None)
                 if isinstance(result, FetchError):
+                    retry_after = result.retry_after
                     remaining = deadline - (time.monotonic() - started)
                     if retry_after is not None and retry_after <= min(self.short_retry, remaining - 1):
-                        log.info("%s: waiting %.1fs (Retry-After) before one retry", url, retry_after)
+                        log.info("%s: waiting %.1fs (Retry-After) before one retry", shown(url), retry_after)
                         await asyncio.sleep(retry_after)
                         result = await self._follow(url, headers, limit)
                     if isinstance(result, FetchError):
                         raise result
                 return result
         except TimeoutError:
-            raise FetchError(f"timed out after {deadline:g}s fetching {url}", url=url) from None
+            raise FetchError(f"timed out after {deadline:g}s fetching {shown(url)}", url=url) from None
 
     async def _follow(self, url: str, headers: dict[str, str], limit: int) -> FetchResult | FetchError:
         """Follow redirects by hand; returns (not raises) a Retry-After error so get() may retry once."""
         seen = [url]
         current = url
         while True:
-            request = self._build(url, current, headers)
-            async with self._slot(request.url), self._pool_slots:
-                outcome = await self._request(url, current, request, limit)
+            outcome = await self._request(url, current, headers, limit)
             if isinstance(outcome, str):  # a redirect target
                 target = outcome
                 if target in seen:
-                    chain = " → ".join([*seen[seen.index(target):], target])
-                    raise FetchError(f"redirect loop fetching {url}: {chain}", url=url)
+                    chain = " → ".join(shown(hop) for hop in [*seen[seen.index(target):], target])
+                    raise FetchError(f"redirect loop fetching {shown(url)}: {chain}", url=url)
                 if len(seen) > self.config.max_redirects:
-                    raise FetchError(f"too many redirects (more than {self.config.max_redirects}) fetching {url}",
-                                     url=url)
+                    raise FetchError(f"too many redirects (more than {self.config.max_redirects}) fetching "
+                                     f"{shown(url)}", url=url)
                 seen.append(target)
                 current = target
                 continue
             return outcome
 
-    async def _request(self, url: str, current: str, request: httpx.Request,
+    async def _request(self, url: str, current: str, headers: dict[str, str],
                        limit: int) -> FetchResult | FetchError | str:
+        target = self._url(url, current)
+        session = self._open()
+        proxy = self._proxies.for_url(target) if self._proxies else None
         timeout = self.config.timeout
+        where = shown(current)
         self.stats.requests += 1
         try:
-            response = await self.client.send(request, stream=True)
-        except httpx.ConnectTimeout as exc:
-            raise FetchError(f"timed out after {timeout:g}s connecting to {current}", url=url) from exc
-        except httpx.ReadTimeout as exc:
-            raise FetchError(f"timed out after {timeout:g}s waiting for an answer from {current}", url=url) from exc
-        except httpx.TimeoutException as exc:
-            raise FetchError(f"timed out after {timeout:g}s fetching {current}", url=url) from exc
-        except httpx.ConnectError as exc:
-            raise FetchError(f"cannot connect to {current}: {exc or type(exc).__name__}", url=url) from exc
-        except httpx.HTTPError as exc:
-            raise FetchError(f"request to {current} failed: {exc or type(exc).__name__}", url=url) from exc
+            if proxy is None:
+                response = await session.get(target, headers=headers, allow_redirects=False)
+            elif target.scheme == "http":  # the request itself goes to the proxy, so it carries the credentials
+                response = await session.get(target, headers={**headers, **(proxy[1] or {})}, allow_redirects=False,
+                                             proxy=proxy[0])
+            else:  # https: the credentials go on the CONNECT request
+                response = await session.get(target, headers=headers, allow_redirects=False, proxy=proxy[0],
+                                             proxy_headers=proxy[1])
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise FetchError(f"timed out after {timeout:g}s connecting to {where}", url=url) from exc
+        except aiohttp.ServerTimeoutError as exc:
+            raise FetchError(f"timed out after {timeout:g}s waiting for an answer from {where}", url=url) from exc
+        except aiohttp.ClientConnectorError as exc:
+            reason = exc.strerror or str(exc.os_error) or type(exc).__name__
+            raise FetchError(f"cannot connect to {where}: {reason}", url=url) from exc
+        except (aiohttp.ClientError, ValueError) as exc:
+            raise FetchError(f"request to {where} failed: {exc or type(exc).__name__}", url=url) from exc
         try:
-            return await self._handle(url, current, response, limit)
-        finally:
-            await response.aclose()
+            outcome = await self._handle(url, current, response, limit)
+        except BaseException:
+            response.close()  # mid-body: drop the connection, the server stops sending
+            raise
+        response.release()
+        return outcome
 
-    async def _handle(self, url: str, current: str, response: httpx.Response,
+    async def _handle(self, url: str, current: str, response: aiohttp.ClientResponse,
                       limit: int) -> FetchResult | FetchError | str:
-        status = response.status_code
-        if status in REDIRECT_STATUSES:
-            location = response.headers.get("Location")
-            if not location:
-                raise FetchError(f"HTTP {status} redirect without a Location from {current}", url=url)
-            return urljoin(current, location.strip())
+        status = response.status
         headers = response.headers
+        if status in REDIRECT_STATUSES:
+            location = headers.get("Location")
+            if not location:
+                raise FetchError(f"HTTP {status} redirect without a Location from {shown(current)}", url=url)
+            return urljoin(current, location.strip())
         if status == 304:
-            await response.aread()  # empty, but read to the end so the connection goes back to the pool
             self.stats.not_modified += 1
             log.debug("%s: 304 not modified", current)
             return FetchResult(url=url, final_url=current, status=304, not_modified=True, content=b"",
                                etag=headers.get("ETag"), last_modified=headers.get("Last-Modified"),
-                               content_type=headers.get("Content-Type"), headers=dict(headers))
+                               content_type=headers.get("Content-Type"), headers=headers)
         if not 200 <= status < 300:
-            reason = response.reason_phrase or ""
-            message = f"HTTP {status}{' ' + reason if reason else ''} from {current}"
+            reason = response.reason or ""
+            message = f"HTTP {status}{' ' + reason if reason else ''} from {shown(current)}"
             if status in RETRY_AFTER_STATUSES:
                 retry_after = parse_retry_after(headers.get("Retry-After"))
                 if retry_after is not None:
@@ -491,28 +301,30 @@ class Fetcher:
         log.debug("%s: HTTP %d, %d bytes", current, status, len(content))
         return FetchResult(url=url, final_url=current, status=status, not_modified=False, content=content,
                            etag=headers.get("ETag"), last_modified=headers.get("Last-Modified"),
-                           content_type=headers.get("Content-Type"), headers=dict(headers))
+                           content_type=headers.get("Content-Type"), headers=headers)
 
-    async def _read_body(self, url: str, current: str, response: httpx.Response, limit: int) -> bytes:
-        too_big = f"body exceeds {human_bytes(limit)} from {current}"
+    async def _read_body(self, url: str, current: str, response: aiohttp.ClientResponse, limit: int) -> bytes:
+        where = shown(current)
+        too_big = f"body exceeds {human_bytes(limit)} from {where}"
         encoding = response.headers.get("Content-Encoding", "")
         length = response.headers.get("Content-Length", "")
         if not encoding and length.isdigit() and int(length) > limit:
             raise FetchError(f"{too_big} (Content-Length {length})", url=url)
-        decoder = _BodyDecoder(encoding, current)
+        decoder = BodyDecoder(encoding, where)
+        stream = response.content
         chunks: list[bytes] = []
         size = 0
         try:
-            async for raw in response.aiter_raw():
+            while raw := await stream.read(READ_CHUNK):
                 self.stats.bytes_received += len(raw)
                 data = decoder.feed(raw, limit - size)
                 size += len(data)
                 if size > limit:
                     raise FetchError(too_big, url=url)
                 chunks.append(data)
-        except httpx.ReadTimeout as exc:
-            raise FetchError(f"timed out after {self.config.timeout:g}s reading {current}", url=url) from exc
-        except httpx.HTTPError as exc:
-            raise FetchError(f"reading the body of {current} failed: {exc or type(exc).__name__}", url=url) from exc
+        except aiohttp.ServerTimeoutError as exc:
+            raise FetchError(f"timed out after {self.config.timeout:g}s reading {where}", url=url) from exc
+        except aiohttp.ClientError as exc:
+            raise FetchError(f"reading the body of {where} failed: {exc or type(exc).__name__}", url=url) from exc
         self.stats.bytes_decoded += size
-        return b"".join(chunks)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)

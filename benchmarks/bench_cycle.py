@@ -1,0 +1,180 @@
+"""Whole-process poll cycles against one loopback host: feedbot once vs newsboat, feedparser and rss2email.
+
+Run: .venv/bin/python benchmarks/bench_cycle.py                 (300 feeds × 20 entries, 50 ms; ~2 minutes)
+     .venv/bin/python benchmarks/bench_cycle.py --feeds 50      (smaller)
+     .venv/bin/python benchmarks/bench_cycle.py --profile DIR   (also cProfile both feedbot cycles into DIR)
+
+Every poller is a separate process started here and timed from outside (wall clock, and CPU from wait4:
+user + system of the whole process and its threads). The feed server (benchmarks/rss_fixture.py) runs in
+another process: one loopback port, `--latency` per request, ETag/304. Each poller gets its own state and
+polls every feed twice: a first cycle (all new) and an unchanged cycle (all 304). feedbot's CPU per source
+has the start-up of `feedbot once` (one unchanged source) taken off, measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from rss_fixture import FeedServer  # noqa: E402
+
+PYTHON = sys.executable
+ENTRIES = 20
+
+
+def _serve(conn, latency: float) -> None:
+    async def main() -> None:
+        (port,) = await FeedServer(ENTRIES, latency).start(1)
+        conn.send(port)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def timed(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds, exit code) of one process run to its end."""
+    with tempfile.TemporaryFile() as log:  # a file, not a pipe: a chatty process never blocks on a full pipe
+        started = time.perf_counter()
+        process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=log)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+        log.seek(0)
+        stderr = log.read().decode(errors="replace")
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        print(f"  ! {' '.join(argv[:4])}… exited {code}: {stderr.strip()[-500:]}", file=sys.stderr)
+    return wall, usage.ru_utime + usage.ru_stime, code
+
+
+def feedbot_config(directory: Path, urls: list[str], per_host: int | None) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = [f'state_dir = "{directory / "state"}"', "[web]", "enabled = false"]
+    if per_host is not None:
+        lines += ["[fetch]", f"per_host = {per_host}"]
+    for n, url in enumerate(urls):
+        lines += ["[[sources]]", f'id = "f{n}"', 'kind = "feed"', f'url = "{url}"']
+    path = directory / "feedbot.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run_feedbot(work: Path, urls: list[str], per_host: int | None, profile: Path | None) -> list[tuple]:
+    config = feedbot_config(work / f"feedbot-{per_host or 'default'}", urls, per_host)
+    rows = []
+    for cycle in ("first", "unchanged"):
+        argv = [PYTHON, "-m", "feedbot", "--config", str(config), "once"]
+        if profile:
+            argv = [PYTHON, "-m", "cProfile", "-o", str(profile / f"feedbot-{per_host or 'default'}-{cycle}.prof"),
+                    "-m", "feedbot", "--config", str(config), "once"]
+        rows.append((cycle, *timed(argv, ROOT)))
+    return rows
+
+
+def run_newsboat(work: Path, urls: list[str], threads: int) -> list[tuple]:
+    home = work / "newsboat"
+    home.mkdir()
+    (home / "urls").write_text("\n".join(urls) + "\n")
+    (home / "config").write_text(f"reload-threads {threads}\nuser-agent \"newsboat-bench\"\n")
+    argv = ["newsboat", "-x", "reload", "-u", str(home / "urls"), "-c", str(home / "cache.db"),
+            "-C", str(home / "config")]
+    env = {**os.environ, "HOME": str(home)}
+    return [(cycle, *timed(argv, home, env)) for cycle in ("first", "unchanged")]
+
+
+def run_feedparser_loop(work: Path, urls: list[str]) -> list[tuple]:
+    script = work / "loop.py"
+    script.write_text("import feedparser, sys\nfor url in sys.argv[1:]:\n    assert feedparser.parse(url).entries\n")
+    return [("first", *timed([PYTHON, str(script), *urls], work))]
+
+
+def run_rss2email(work: Path, urls: list[str]) -> list[tuple]:
+    home = work / "r2e"
+    home.mkdir()
+    feeds = "".join(f"\n[feed.f{n}]\nurl = {url}\n" for n, url in enumerate(urls))
+    (home / "r2e.cfg").write_text("[DEFAULT]\nto = bench@example.org\nfrom = r2e@example.org\n" + feeds)
+    argv = ["r2e", "-c", str(home / "r2e.cfg"), "-d", str(home / "r2e.json"), "run", "--no-send"]
+    return [(cycle, *timed(argv, home)) for cycle in ("first", "unchanged")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--feeds", type=int, default=300)
+    parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument("--profile", metavar="DIR", type=Path, help="cProfile the feedbot cycles into DIR")
+    parser.add_argument("--skip-peers", action="store_true", help="feedbot only")
+    args = parser.parse_args()
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe()
+    server = context.Process(target=_serve, args=(child, args.latency), daemon=True)
+    server.start()
+    work = Path(tempfile.mkdtemp(prefix="bench-cycle-"))
+    results: dict[str, list[tuple]] = {}
+    try:
+        port = parent.recv()
+        urls = [f"http://127.0.0.1:{port}/feed/{n}.xml" for n in range(args.feeds)]
+        # the start-up baseline: `feedbot once` with one source, unchanged (an empty config means the default source)
+        single = [PYTHON, "-m", "feedbot", "--config", str(feedbot_config(work / "single", urls[:1], None)), "once"]
+        timed(single, ROOT)
+        startup = min(timed(single, ROOT)[1] for _ in range(3))
+        results["feedbot, per_host = 100"] = run_feedbot(work, urls, 100, args.profile)
+        results["feedbot, default per_host"] = run_feedbot(work, urls, None, args.profile)
+        if not args.skip_peers:
+            if shutil.which("newsboat"):
+                results["newsboat, reload-threads 100"] = run_newsboat(work, urls, 100)
+            results["sequential feedparser.parse(url)"] = run_feedparser_loop(work, urls)
+            if shutil.which("r2e"):
+                results["rss2email, run --no-send"] = run_rss2email(work, urls)
+    finally:
+        server.terminate()
+        server.join(5)
+        shutil.rmtree(work, ignore_errors=True)
+
+    print(f"setup: {args.feeds} RSS feeds × {ENTRIES} entries on one loopback host, {args.latency * 1000:.0f} ms "
+          f"latency, ETag/304; feedbot start-up CPU (one unchanged source) {startup:.2f} s, taken off feedbot's "
+          "CPU/source")
+    print(f"{'poller':36}  {'first cycle wall / CPU':>24}  {'unchanged wall / CPU per source':>32}")
+    for name, rows in results.items():
+        cells = {cycle: (wall, cpu, code) for cycle, wall, cpu, code in rows}
+        base = startup if name.startswith("feedbot") else 0.0
+        first = cells.get("first")
+        again = cells.get("unchanged")
+        first_cell = f"{first[0]:.2f} s / {first[1]:.2f} s" + ("" if first[2] == 0 else " (failed)")
+        again_cell = "—" if again is None else (
+            f"{again[0]:.2f} s / {max(again[1] - base, 0) * 1000 / (args.feeds - bool(base)):.2f} ms"
+            + ("" if again[2] == 0 else " (failed)"))
+        print(f"{name:36}  {first_cell:>24}  {again_cell:>32}")
+    fb = results["feedbot, per_host = 100"]
+    ratios = {}
+    if "newsboat, reload-threads 100" in results:
+        nb = results["newsboat, reload-threads 100"]
+        ratios["first cycle, feedbot (per_host 100) / newsboat"] = fb[0][1] / nb[0][1]
+        ratios["unchanged cycle, feedbot (per_host 100) / newsboat"] = fb[1][1] / nb[1][1]
+    if "sequential feedparser.parse(url)" in results:
+        loop = results["sequential feedparser.parse(url)"]
+        ratios["sequential feedparser loop / feedbot first cycle"] = loop[0][1] / fb[0][1]
+    if "rss2email, run --no-send" in results:
+        ratios["rss2email first cycle / feedbot first cycle"] = results["rss2email, run --no-send"][0][1] / fb[0][1]
+    for name, value in ratios.items():
+        print(f"{name}: {value:.2f}")
+    print("BENCH_JSON " + json.dumps({"title": "Whole-process poll cycle, one host", "raw": {
+        name: [{"cycle": c, "wall": w, "cpu": u, "exit": e} for c, w, u, e in rows] for name, rows in results.items()},
+        "startup_cpu": startup, "feeds": args.feeds, "ratios": ratios}, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
