@@ -13,7 +13,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from functools import cached_property
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -21,6 +20,7 @@ import aiohttp
 from yarl import URL
 
 from feedbot import PROJECT_URL, __version__
+from feedbot.clock import parse_http_date  # re-exported: one HTTP-date reader for client and server
 from feedbot.errors import FetchError
 from feedbot.settings.config import FetchConfig
 from feedbot.sources.charset import (  # re-exported: the Fetcher's callers read charsets through here
@@ -53,15 +53,6 @@ def human_bytes(n: int) -> str:
             value = n / size
             return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
     return f"{n} bytes"
-
-
-def parse_http_date(value: str) -> datetime | None:
-    """An HTTP date (Retry-After, If-Modified-Since) as an aware datetime; None when unreadable."""
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
