@@ -20,7 +20,8 @@ def _evidence_table(evidence: tuple[Evidence, ...]) -> str:
         f'<td class="num">{e.count} 次</td><td class="num">{e.weight:g}</td></tr>'
         for e in sorted(evidence, key=lambda e: -e.weight)
     )
-    return ('<table class="evidence"><thead><tr><th>匹配词</th><th>位置</th><th>次数</th><th>计分</th></tr></thead>'
+    return ('<table class="evidence"><thead><tr><th>匹配词</th><th>位置</th>'
+            '<th class="num">次数</th><th class="num">计分</th></tr></thead>'
             f"<tbody>{rows}</tbody></table>")
 
 

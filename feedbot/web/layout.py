@@ -62,13 +62,16 @@ def _shell() -> Template:
     return Template(source)
 
 
-def page(*, title: str, root: str, content: str, head: str = "", query: str = "") -> str:
+def page(*, title: str, root: str, content: str, head: str = "", search_box: bool = True) -> str:
     """A whole page around ``content`` (already HTML); ``root`` is the relative way back to the site root."""
+    box = (f'<form action="{attr(root + "search")}" method="get" role="search">'
+           '<input type="search" name="q" placeholder="搜索文章（如：碳市场、CCER）" aria-label="搜索文章" required>'
+           '<button type="submit">搜索</button></form>') if search_box else ""
     return _shell().substitute(
         title=escape(title, quote=False),
         head=head,
         root=attr(root),
-        query=attr(query),
+        search_box=box,
         content=content,
         generator=f'由 <a href="{attr(PROJECT_URL)}">feedbot</a> {escape(__version__)} 生成',
     )

@@ -47,7 +47,7 @@ def render_search(config: Any, store: Any, query: str, channel_id: str, number: 
             return root + "search" + layout.query_string(q=query, channel=channel_id, page=n if n > 1 else None)
 
         scope = f"「{escape(item.name, quote=False)}」频道中" if item else "全部文章中"
-        how = "" if results.indexed else "（短词或无索引：逐篇查找，较慢）"
+        how = "" if results.indexed else "（词语少于三个字，逐篇查找）"
         if results.hits:
             listed = "".join(
                 layout.article_item(hit.article, root, f'<p class="excerpt">{marked(hit.snippet)}</p>')
@@ -64,4 +64,4 @@ def render_search(config: Any, store: Any, query: str, channel_id: str, number: 
         parts.append('<p class="lead">输入词语搜索已收录的全部文章：中文至少一个字，'
                      '多个词用空格分开（须全部出现）。</p>')
     title = f"搜索：{query} · feedbot" if query else "搜索 · feedbot"
-    return layout.page(title=title, root=root, content="".join(parts), head=head, query=query)
+    return layout.page(title=title, root=root, content="".join(parts), head=head, search_box=False)

@@ -180,7 +180,7 @@ async def test_hostile_content_and_queries_show_as_text_escaped_once(world):
         assert html.fromstring(body).xpath("string(//h1)") == hostile.title
         _, body = await fetch(http, server.url + "/search?" + urlencode({"q": "<b>碳&amp;</b>"}))
     assert "&lt;b&gt;碳&amp;amp;&lt;/b&gt;" in body and "<b>碳" not in body  # the query, escaped exactly once
-    assert set(html.fromstring(body).xpath("//input[@name='q']/@value")) == {"<b>碳&amp;</b>"}
+    assert html.fromstring(body).xpath("//input[@name='q']/@value") == ["<b>碳&amp;</b>"]
 
 
 @pytest.mark.parametrize("path", ["/", "/c/carbon-market/", "/c/carbon-market/page/2", "/a/1", "/search?q=碳市场"])
