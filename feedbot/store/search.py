@@ -71,21 +71,27 @@ class SearchTable(ArticlesTable):
         short_terms = [t for t in terms if t not in long_terms] if indexed else terms
         where: list[str] = []
         params: list[Any] = []
+        row_id = "f.rowid" if indexed else "a.id"
         if indexed:
             where.append(f"{SEARCH_TABLE} MATCH ?")
             params.append(" AND ".join('"' + t.replace('"', '""') + '"' for t in long_terms))
+        likes = []
         for term in short_terms:
-            where.append("(a.title LIKE ? ESCAPE '\\' OR a.text LIKE ? ESCAPE '\\')")
+            likes.append("(a.title LIKE ? ESCAPE '\\' OR a.text LIKE ? ESCAPE '\\')")
             pattern = "%" + _LIKE_SPECIAL.sub(r"\\\1", term) + "%"
             params += [pattern, pattern]
+        if likes and indexed:
+            where.append(f"EXISTS (SELECT 1 FROM articles a WHERE a.id = f.rowid AND {' AND '.join(likes)})")
+        else:
+            where += likes
         if topic is not None:
-            where.append("EXISTS (SELECT 1 FROM classifications c WHERE c.article_id = a.id AND c.topic = ?)")
+            where.append(f"EXISTS (SELECT 1 FROM classifications c WHERE c.article_id = {row_id} AND c.topic = ?)")
             params.append(topic)
-        # Newest stored first walks the rowid order both tables share, so a page stops after `limit` rows
+        # Newest stored first walks rowid order (the index's own order), so a page stops after `limit` rows
         # instead of ranking every match (a common term matches half the archive).
-        source = f"{SEARCH_TABLE} f JOIN articles a ON a.id = f.rowid" if indexed else "articles a"
-        rows = self._execute(f"SELECT a.id FROM {source} WHERE {' AND '.join(where)} "
-                             "ORDER BY a.id DESC LIMIT ? OFFSET ?", [*params, limit + 1, offset]).fetchall()
+        source = f"{SEARCH_TABLE} f" if indexed else "articles a"
+        rows = self._execute(f"SELECT {row_id} FROM {source} WHERE {' AND '.join(where)} "
+                             f"ORDER BY {row_id} DESC LIMIT ? OFFSET ?", [*params, limit + 1, offset]).fetchall()
         ids = [r[0] for r in rows[:limit]]
         snippets = self._snippets(ids, params[0]) if indexed else {}
         hits = tuple(SearchHit(a, snippets.get(a.id) or _snippet(a.text, terms))
