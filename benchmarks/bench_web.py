@@ -95,7 +95,7 @@ def main() -> None:
         db = state / "feedbot.db"
         if not db.exists():
             built = build_database(db, [f"s{n}" for n in range(10)], args.articles)
-            rows.append({"measurement": f"database build, {args.articles:,} articles bulk-loaded, search index by trigger",
+            rows.append({"measurement": f"database build, {args.articles:,} articles (bulk-loaded; index by trigger)",
                          "feedbot": f"{built['seconds']:.0f} s", "target": "", "ratio": ""})
         store = Store(db)
         fts = store.db.execute("SELECT SUM(pgsize) FROM dbstat WHERE name LIKE 'articles_fts%'").fetchone()[0] \
