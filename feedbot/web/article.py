@@ -32,7 +32,7 @@ def _in_words(match: TopicMatch, name: str, threshold: float | None) -> str:
         f"「{escape(e.term, quote=False)}」（{layout.WHERE_WORDS.get(e.where, escape(e.where))}，{e.count} 次）"
         for e in strongest)
     rule = f"，达到现行收录门槛 {threshold:g}" if threshold is not None and match.score >= threshold else ""
-    said = f"得分 {match.score:g}{rule}。"
+    said = f"得分 {round(match.score, 1):g}{rule}。"
     if terms:
         said += f"分值主要来自 {terms}。"
     return f"<p>归入「{escape(name, quote=False)}」：{said}下面是本频道摘录的段落和全部匹配词。</p>"
@@ -49,7 +49,8 @@ def _channel_block(config: Any, match: TopicMatch, root: str) -> str:
     name = _name(config, match.topic)
     heading = (f'<a href="{layout.attr(root + channel_path(item.id))}">{escape(name, quote=False)}</a>'
                if item else escape(name, quote=False))
-    excerpt = feeds.plain_text(match.excerpt)
+    # Paragraph breaks carry meaning in a passage; plain_text would fold them into spaces.
+    excerpt = "\n".join(filter(None, (feeds.plain_text(line) for line in match.excerpt.splitlines())))
     quoted = f"<blockquote>{escape(excerpt, quote=False)}</blockquote>" if excerpt else ""
     return (f'<section class="channel" id="ch-{layout.attr(match.topic)}"><h2>{heading}</h2>'
             f"{_in_words(match, name, getattr(rules, 'threshold', None))}{quoted}"
