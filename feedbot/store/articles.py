@@ -158,14 +158,12 @@ class ArticlesTable(Database):
         """Articles per week for the last ``weeks`` weeks, oldest first (by publication time)."""
         now = now or utcnow()
         start = now - timedelta(weeks=weeks)
-        if topic is None:
-            sql = ("SELECT COALESCE(published_at, first_seen_at) AS t FROM articles a WHERE t >= ? AND EXISTS "
-                   "(SELECT 1 FROM classifications c WHERE c.article_id = a.id)")
-            params: list[Any] = [to_db(start)]
-        else:
-            sql = ("SELECT COALESCE(a.published_at, a.first_seen_at) AS t FROM articles a JOIN classifications c "
-                   "ON c.article_id = a.id AND c.topic = ? WHERE t >= ?")
-            params = [topic, to_db(start)]
+        # The expression spelled as idx_articles_newest spells it, bounded on both sides: an index range.
+        moment = "COALESCE(a.published_at, a.first_seen_at)"
+        sql = (f"SELECT {moment} FROM articles a WHERE {moment} >= ? AND {moment} <= ? "
+               "AND EXISTS (SELECT 1 FROM classifications c WHERE c.article_id = a.id"
+               + ("" if topic is None else " AND c.topic = ?") + ")")
+        params: list[Any] = [to_db(start), to_db(now)] + ([] if topic is None else [topic])
         counts = [0] * weeks
         for (moment,) in self._execute(sql, params):
             age_weeks = int((now - datetime.fromisoformat(moment)).total_seconds() // (7 * 86400))
