@@ -59,6 +59,8 @@ BENCHMARKS = (
           "the theoretical minimum makespan under Telegram's limits (20/min per chat, 30/s overall)"),
     Bench("memory", "bench_memory.py", "Memory, database size and start-up",
           "the issue's targets (peak RSS ≤ 150 MB, start-up ≤ 1.5 s)", quick_args=("--quick",)),
+    Bench("web", "bench_web.py", "Web pages at 100,000 stored articles",
+          "the issue's target (each page ≤ 50 ms median)", quick_args=("--quick",)),
 )
 
 

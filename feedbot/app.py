@@ -211,8 +211,12 @@ class App:
                               self.config.topics, since, on_plan=on_plan, on_post=on_post)
 
     def reclassify(self) -> tuple[int, int, int]:
-        """Classify every stored article with the current rules, rebuild the feeds: (articles, changed, files)."""
+        """Classify every stored article with the current rules, rebuild the feeds and the search index.
+
+        Returns (articles, changed, feed files written).
+        """
         total, changed = reclassify_stored(self.store, self.config.topics)
+        self.store.rebuild_search_index()
         return total, changed, len(self.rebuild_feeds())
 
     def status(self) -> dict[str, Any]:

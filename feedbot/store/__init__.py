@@ -5,11 +5,12 @@ from __future__ import annotations
 from feedbot.store.articles import ArticlesTable
 from feedbot.store.db import SCHEMA_VERSION, from_db, to_db
 from feedbot.store.deliveries import DeliveriesTable
+from feedbot.store.search import SearchTable
 from feedbot.store.sources import SourcesTable
 
 
-class Store(SourcesTable, ArticlesTable, DeliveriesTable):
-    """One SQLite file: sources and pages, articles and classifications, the outbox and its targets."""
+class Store(SourcesTable, SearchTable, ArticlesTable, DeliveriesTable):
+    """One SQLite file: sources and pages, articles, their classifications and search index, the outbox."""
 
 
 __all__ = ["SCHEMA_VERSION", "Store", "from_db", "to_db"]

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from feedbot.clock import utcnow
-from feedbot.model import Article, Classification, SaveResult, StoredArticle, Target, TopicMatch
+from feedbot.model import Article, Classification, Evidence, SaveResult, StoredArticle, Target, TopicMatch
 from feedbot.store.db import Database, from_db, to_db
 from feedbot.store.deliveries import key_of
 
@@ -96,20 +96,52 @@ class ArticlesTable(Database):
         rows = self._rows("SELECT * FROM articles WHERE id = ?", [article_id])
         return self._with_topics(rows)[0] if rows else None
 
-    def articles(self, topic: str | None = None, limit: int = 50) -> list[StoredArticle]:
+    def articles(self, topic: str | None = None, limit: int = 50, offset: int = 0) -> list[StoredArticle]:
         """The newest articles (of one topic, or all classified into any topic), newest first."""
         if topic is None:
             sql = ("SELECT a.* FROM articles a WHERE EXISTS (SELECT 1 FROM classifications c "
                    "WHERE c.article_id = a.id) ORDER BY COALESCE(a.published_at, a.first_seen_at) DESC, a.id DESC "
-                   "LIMIT ?")
-            params: list[Any] = [limit]
+                   "LIMIT ? OFFSET ?")
+            params: list[Any] = [limit, offset]
         else:
             # EXISTS (not JOIN) lets SQLite walk idx_articles_newest and stop after `limit` rows.
             sql = ("SELECT a.* FROM articles a WHERE EXISTS (SELECT 1 FROM classifications c "
                    "WHERE c.article_id = a.id AND c.topic = ?) "
-                   "ORDER BY COALESCE(a.published_at, a.first_seen_at) DESC, a.id DESC LIMIT ?")
-            params = [topic, limit]
+                   "ORDER BY COALESCE(a.published_at, a.first_seen_at) DESC, a.id DESC LIMIT ? OFFSET ?")
+            params = [topic, limit, offset]
         return self._with_topics(self._rows(sql, params))
+
+    def articles_by_id(self, ids: list[int]) -> list[StoredArticle]:
+        """Stored articles with their topics, in the order of ``ids`` (unknown ids left out)."""
+        if not ids:
+            return []
+        rows = self._rows(f"SELECT * FROM articles WHERE id IN ({', '.join('?' * len(ids))})", ids)
+        found = {a.id: a for a in self._with_topics(rows)}
+        return [found[i] for i in ids if i in found]
+
+    def count_articles(self, topic: str | None = None) -> int:
+        """How many articles a channel holds (None: every article classified into any topic)."""
+        if topic is None:
+            # The primary key (article_id, topic) covers this: no article row is read.
+            sql, params = "SELECT COUNT(DISTINCT article_id) FROM classifications", []
+        else:
+            sql, params = "SELECT COUNT(*) FROM classifications WHERE topic = ?", [topic]
+        return self._execute(sql, params).fetchone()[0]
+
+    def classifications(self, article_id: int) -> list[TopicMatch]:
+        """Why an article sits in each of its channels: score, evidence and excerpt per matched topic."""
+        rows = self._rows("SELECT topic, score, evidence, excerpt FROM classifications WHERE article_id = ? "
+                          "ORDER BY score DESC, topic", [article_id])
+        return [TopicMatch(topic=r["topic"], score=r["score"], matched=True, evidence=_evidence(r["evidence"]),
+                           excerpt=r["excerpt"] or "") for r in rows]
+
+    def changed_at(self) -> datetime | None:
+        """When stored articles or their channels last changed (a page's Last-Modified)."""
+        # One MAX() per statement: SQLite answers each from its index instead of scanning the table.
+        seen = self._execute("SELECT MAX(first_seen_at) FROM articles").fetchone()[0]
+        edited = self._execute("SELECT MAX(updated_at) FROM articles").fetchone()[0]
+        moments = [from_db(v) for v in (seen, edited, self.get_meta("reclassified_at")) if v]
+        return max(moments, default=None)
 
     def _with_topics(self, rows: list[dict[str, Any]]) -> list[StoredArticle]:
         if not rows:
@@ -128,14 +160,12 @@ class ArticlesTable(Database):
         """Articles per week for the last ``weeks`` weeks, oldest first (by publication time)."""
         now = now or utcnow()
         start = now - timedelta(weeks=weeks)
-        if topic is None:
-            sql = ("SELECT COALESCE(published_at, first_seen_at) AS t FROM articles a WHERE t >= ? AND EXISTS "
-                   "(SELECT 1 FROM classifications c WHERE c.article_id = a.id)")
-            params: list[Any] = [to_db(start)]
-        else:
-            sql = ("SELECT COALESCE(a.published_at, a.first_seen_at) AS t FROM articles a JOIN classifications c "
-                   "ON c.article_id = a.id AND c.topic = ? WHERE t >= ?")
-            params = [topic, to_db(start)]
+        # The expression spelled as idx_articles_newest spells it, bounded on both sides: an index range.
+        moment = "COALESCE(a.published_at, a.first_seen_at)"
+        sql = (f"SELECT {moment} FROM articles a WHERE {moment} >= ? AND {moment} <= ? "
+               "AND EXISTS (SELECT 1 FROM classifications c WHERE c.article_id = a.id"
+               + ("" if topic is None else " AND c.topic = ?") + ")")
+        params: list[Any] = [to_db(start), to_db(now)] + ([] if topic is None else [topic])
         counts = [0] * weeks
         for (moment,) in self._execute(sql, params):
             age_weeks = int((now - datetime.fromisoformat(moment)).total_seconds() // (7 * 86400))
@@ -157,6 +187,15 @@ class ArticlesTable(Database):
         """A token that changes whenever an article is added or edited (to skip needless feed rebuilds)."""
         row = self._execute("SELECT COUNT(*), MAX(id), MAX(updated_at) FROM articles").fetchone()
         return json.dumps([*row, self.get_meta("reclassified_at")])
+
+
+def _evidence(value: str | None) -> tuple[Evidence, ...]:
+    """The stored evidence JSON ([[term, where, count, weight], ...]) back into dataclasses."""
+    try:
+        rows = json.loads(value) if value else []
+    except ValueError:
+        return ()  # a damaged cell hides the evidence, not the article
+    return tuple(Evidence(term=str(t), where=w, count=int(c), weight=float(x)) for t, w, c, x in rows)
 
 
 def _stored(r: Mapping[str, Any], excerpts: dict[str, str], scores: dict[str, float]) -> StoredArticle:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -15,6 +16,7 @@ import sqlite_utils
 
 from feedbot.errors import StateError
 
+log = logging.getLogger(__name__)
 BUSY_TIMEOUT_MS = 10_000
 Params = Iterable[Any] | Mapping[str, Any]
 
@@ -31,6 +33,54 @@ def to_db(moment: datetime | None) -> str | None:
 def from_db(value: str | None) -> datetime | None:
     """The inverse of to_db."""
     return datetime.fromisoformat(value) if value else None
+
+
+# ---- the search index (FTS5, trigram tokenizer: Chinese substrings without a word segmenter) ----
+
+SEARCH_TABLE = "articles_fts"
+_SEARCH_SCHEMA = (
+    f"CREATE VIRTUAL TABLE {SEARCH_TABLE} USING fts5(title, text, content='articles', content_rowid='id', "
+    "tokenize='trigram')",
+    f"CREATE TRIGGER articles_fts_insert AFTER INSERT ON articles BEGIN "
+    f"INSERT INTO {SEARCH_TABLE}(rowid, title, text) VALUES (new.id, new.title, new.text); END",
+    f"CREATE TRIGGER articles_fts_delete AFTER DELETE ON articles BEGIN "
+    f"INSERT INTO {SEARCH_TABLE}({SEARCH_TABLE}, rowid, title, text) VALUES ('delete', old.id, old.title, old.text); "
+    "END",
+    f"CREATE TRIGGER articles_fts_update AFTER UPDATE OF title, text ON articles BEGIN "
+    f"INSERT INTO {SEARCH_TABLE}({SEARCH_TABLE}, rowid, title, text) VALUES ('delete', old.id, old.title, old.text); "
+    f"INSERT INTO {SEARCH_TABLE}(rowid, title, text) VALUES (new.id, new.title, new.text); END",
+)
+
+
+def trigram_supported(conn: sqlite3.Connection) -> bool:
+    """Whether this SQLite has FTS5 with the trigram tokenizer (3.34 and later, FTS5 compiled in)."""
+    try:
+        conn.execute("CREATE VIRTUAL TABLE temp.feedbot_trigram_probe USING fts5(x, tokenize='trigram')")
+    except sqlite3.Error:
+        return False
+    conn.execute("DROP TABLE temp.feedbot_trigram_probe")
+    return True
+
+
+def has_search_index(conn: sqlite3.Connection) -> bool:
+    """Whether the file holds the full-text index."""
+    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [SEARCH_TABLE]).fetchone()
+    return row is not None
+
+
+def create_search_index(conn: sqlite3.Connection) -> bool:
+    """Create and fill the index and its triggers when this SQLite can (inside the caller's transaction)."""
+    if has_search_index(conn):
+        return True
+    if not trigram_supported(conn):
+        log.warning("SQLite %s has no FTS5 trigram tokenizer (needs 3.34 or later): search scans articles "
+                    "with LIKE instead of an index; `feedbot reclassify` builds the index after an upgrade",
+                    sqlite3.sqlite_version)
+        return False
+    for statement in _SEARCH_SCHEMA:
+        conn.execute(statement)
+    conn.execute(f"INSERT INTO {SEARCH_TABLE}({SEARCH_TABLE}) VALUES ('rebuild')")
+    return True
 
 
 # ---- migrations: each step moves the schema forward by one version; never edit a released one ----
@@ -137,8 +187,17 @@ def adopt_target_rows(conn: sqlite3.Connection, old: str, new: str) -> int:
     return moved
 
 
+def _search_and_page_indexes(db: sqlite_utils.Database) -> None:
+    # Full-text search over title and text, kept in step with `articles` by triggers; populated here for an
+    # existing database. SQLite older than 3.34 has no trigram tokenizer: search then scans with LIKE.
+    create_search_index(db.conn)
+    # Every page's Last-Modified is MAX() of these: an index makes that one lookup instead of a scan.
+    db.execute("CREATE INDEX IF NOT EXISTS idx_articles_first_seen ON articles (first_seen_at)")
+    db.execute("CREATE INDEX IF NOT EXISTS idx_articles_updated ON articles (updated_at)")
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
-    _v1, _v2, _v3, _delivery_claims, _target_identity, _post_retries)
+    _v1, _v2, _v3, _delivery_claims, _target_identity, _post_retries, _search_and_page_indexes)
 SCHEMA_VERSION = len(MIGRATIONS)
 FEEDBOT_TABLES = frozenset({"sources", "pages", "articles", "classifications", "deliveries", "targets", "meta"})
 

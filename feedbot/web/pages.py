@@ -13,18 +13,11 @@ from feedbot import PROJECT_URL, __version__
 from feedbot.clock import SHANGHAI, utcnow
 from feedbot.publish import feeds
 from feedbot.publish.channels import ALL, Channel
+from feedbot.web.channel import channel_path
+from feedbot.web.layout import ALTERNATE_TYPES, FORMAT_LABELS
 
-FORMAT_LABELS = {"xml": "RSS", "atom": "Atom", "json": "JSON Feed"}
-ALTERNATE_TYPES = {
-    "xml": "application/rss+xml",
-    "atom": "application/atom+xml",
-    "json": "application/feed+json",
-}
 CHART_WEEKS = 12
 LATEST_PER_CHANNEL = 5
-INDEX_CSP = (
-    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'none'"
-)
 
 
 def render_opml(config: Any) -> bytes:
@@ -58,7 +51,7 @@ def _template() -> Template:
     return Template(text)
 
 
-def chart_svg(counts: list[int], now: datetime, name: str) -> str:
+def chart_svg(counts: list[int], now: datetime, name: str, span: str = "") -> str:
     """Articles per week as a small bar chart in inline SVG (hover titles, no script)."""
     width, height, gap = 14, 40, 3
     peak = max(counts, default=0) or 1
@@ -74,7 +67,8 @@ def chart_svg(counts: list[int], now: datetime, name: str) -> str:
             f'fill="{"#2f7d4f" if count else "#d5dbd6"}"><title>{escape(label)}</title></rect>'
         )
     total_width = len(counts) * (width + gap) - gap
-    summary = f"{name}：近 {len(counts)} 周共 {total} 篇，单周最多 {max(counts, default=0)} 篇"
+    span = span or f"近 {len(counts)} 周"
+    summary = f"{name}：{span}共 {total} 篇，单周最多 {max(counts, default=0)} 篇"
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{total_width}" height="{height}" '
         f'viewBox="0 0 {total_width} {height}" role="img" aria-label="{escape(summary)}">'
@@ -82,10 +76,28 @@ def chart_svg(counts: list[int], now: datetime, name: str) -> str:
     )
 
 
+def chart_end(newest: datetime | None, now: datetime) -> datetime | None:
+    """Where a channel's chart ends: now, or its newest article when that is older than the chart (else empty)."""
+    if newest is None or newest >= now - timedelta(weeks=CHART_WEEKS):
+        return None
+    return newest
+
+
 def _channel_html(item: Channel, store: Any, now: datetime) -> str:
     topic = None if item.id == ALL else item.id
     latest = store.articles(topic, LATEST_PER_CHANNEL)
-    counts = store.weekly_counts(topic, CHART_WEEKS, now=now)
+    newest = (latest[0].published_at or latest[0].first_seen_at) if latest else None
+    # A quiet channel would show twelve empty weeks; chart the twelve weeks up to its newest article instead.
+    end = chart_end(newest, now)
+    counts = store.weekly_counts(topic, CHART_WEEKS, now=end or now)
+    span = ""
+    if end is None:
+        count_label, caption = f"近 {CHART_WEEKS} 周 {sum(counts)} 篇", f"每周文章数<br>（近 {CHART_WEEKS} 周）"
+    else:
+        day = end.astimezone(SHANGHAI).strftime("%Y-%m-%d")
+        span = f"截至 {day} 的 {CHART_WEEKS} 周"
+        count_label = f"{span} {sum(counts)} 篇"
+        caption = f"每周文章数<br>（截至最新一篇 {day} 的 {CHART_WEEKS} 周；此后没有新文章）"
     entries = []
     for article in latest:
         title = feeds.plain_text(article.title) or "（无标题）"
@@ -114,11 +126,13 @@ def _channel_html(item: Channel, store: Any, now: datetime) -> str:
     css = "channel all" if item.id == ALL else "channel"
     return (
         f'<section class="{css}" id="{escape(item.id)}">'
-        f'<h2>{escape(item.name)}<span class="count">近 {CHART_WEEKS} 周 {sum(counts)} 篇</span></h2>'
+        f'<h2><a href="{escape(channel_path(item.id))}">{escape(item.name)}</a>'
+        f'<span class="count">{count_label}</span></h2>'
         f'<p class="desc">{escape(item.description)}</p>'
-        f'<figure class="chart">{chart_svg(counts, now, item.name)}'
-        f"<figcaption>每周文章数<br>（近 {CHART_WEEKS} 周）</figcaption></figure>"
+        f'<figure class="chart">{chart_svg(counts, end or now, item.name, span)}'
+        f"<figcaption>{caption}</figcaption></figure>"
         f"{latest_html}"
+        f'<p class="more"><a href="{escape(channel_path(item.id))}">全部文章（存档）→</a></p>'
         f'<ul class="subscribe" aria-label="订阅 {escape(item.name)}">{"".join(links)}</ul>'
         f"</section>"
     )

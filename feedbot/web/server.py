@@ -1,4 +1,13 @@
-"""The built-in web server: index page, feed files, OPML, health (aiohttp, inside the daemon's event loop)."""
+"""The built-in web server: pages, feed files, OPML, health (aiohttp, inside the daemon's event loop).
+
+URL scheme (every path relative to the public base URL; pages link relatively, so a path prefix works):
+  /                          the index: every channel, its chart and newest articles
+  /c/<channel>/              a channel's archive, newest first; /c/<channel>/page/<n> for page n ≥ 2
+  /a/<article id>            one article: its channels and the evidence that put it there
+  /search?q=…&channel=…&page=n   full-text search
+  /feeds/<channel>.xml|.atom|.json   the feeds (a browser asking for text/html gets the channel page)
+  /opml, /healthz, /metrics
+"""
 
 from __future__ import annotations
 
@@ -16,7 +25,11 @@ from aiohttp import web
 from feedbot.clock import format_http_date, parse_http_date
 from feedbot.errors import PublishError
 from feedbot.publish import feeds
-from feedbot.web.pages import INDEX_CSP, render_index, render_opml
+from feedbot.web.article import render_article
+from feedbot.web.channel import find_channel, render_channel
+from feedbot.web.layout import PAGE_CSP
+from feedbot.web.pages import render_index, render_opml
+from feedbot.web.searchpage import render_search
 
 CONTENT_TYPES = {
     "xml": "application/rss+xml; charset=utf-8",
@@ -35,7 +48,10 @@ XSL_TYPE = "text/xsl; charset=utf-8"
 OPML_TYPE = "text/x-opml; charset=utf-8"
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 FEED_CACHE_CONTROL = "public, max-age=300"
-# The index runs no script and loads nothing from elsewhere; say so to the browser.
+HTML_TYPE = "text/html; charset=utf-8"
+# Pages change with every stored article: a browser revalidates each time, cheaply, with the validators.
+PAGE_CACHE_CONTROL = "no-cache"
+MAX_PAGE_NUMBER = 1_000_000
 
 # The stylesheet ships with the code: it changes only when the process does.
 _STARTED = datetime.now(UTC).replace(microsecond=0)
@@ -115,7 +131,7 @@ _METRICS = web.AppKey("metrics", object)
 def create_app(
     config: Any, store: Any, *, metrics: Metrics | None = None, health: Health | None = None
 ) -> web.Application:
-    """The app: /, /feeds/<topic>.(xml|atom|json), /feeds/feed.xsl, /opml, /healthz, /metrics if hooked."""
+    """The app: the pages, the feeds, /feeds/feed.xsl, /opml, /healthz, /metrics if hooked (see the module doc)."""
     app = web.Application(middlewares=[_headers])
     app[_CONFIG] = config
     app[_STORE] = store
@@ -124,6 +140,11 @@ def create_app(
     app[_METRICS] = metrics
     # add_get also answers HEAD (same headers, no body).
     app.router.add_get("/", _index)
+    app.router.add_get("/c/{channel}", _channel_slash)
+    app.router.add_get("/c/{channel}/", _channel)
+    app.router.add_get(r"/c/{channel}/page/{number:\d{1,7}}", _channel)
+    app.router.add_get(r"/a/{article:\d{1,12}}", _article)
+    app.router.add_get("/search", _search)
     app.router.add_get("/feeds/feed.xsl", _stylesheet)
     app.router.add_get("/feeds/{name}", _feed)
     app.router.add_get("/opml", _opml)
@@ -163,8 +184,14 @@ async def _feed(request: web.Request) -> web.StreamResponse:
     cached = request.app[_FILES].get(name)
     if cached is None:
         raise web.HTTPNotFound(text="not found\n")
-    ext = request.app[_FILES].allowed[name][1]
+    channel_id, ext = request.app[_FILES].allowed[name]
     if _is_browser(request):
+        # A person opened the link: show the channel's page, saying how to subscribe to this very URL.
+        config = request.app[_CONFIG]
+        item = find_channel(config, channel_id)
+        if item is not None:
+            page = render_channel(config, request.app[_STORE], item, 1, "../", feed_ext=ext)
+            return _html(request, page)
         return _conditional(request, cached, BROWSER_TYPES[ext], variant="b")
     return _conditional(request, cached, CONTENT_TYPES[ext])
 
@@ -271,11 +298,74 @@ async def _metrics(request: web.Request) -> web.StreamResponse:
     )
 
 
+# ---- pages -------------------------------------------------------------------------------------
+
+
+def _html(request: web.Request, page: str | None) -> web.Response:
+    """A rendered page with validators (ETag from its bytes, Last-Modified from the store), gzip, the CSP."""
+    if page is None:
+        raise web.HTTPNotFound(text="not found\n")
+    body = page.encode("utf-8")
+    changed = request.app[_STORE].changed_at()
+    # The code's start counts as a change too: a new version renders the same articles differently.
+    last_modified = max(changed.replace(microsecond=0), _STARTED) if changed else _STARTED
+    etag = hashlib.sha256(body).hexdigest()[:32]
+    use_gzip = _accepts_gzip(request)
+    headers = {
+        "ETag": f'"{etag}-gz"' if use_gzip else f'"{etag}"',
+        "Last-Modified": format_http_date(last_modified),
+        "Cache-Control": PAGE_CACHE_CONTROL,
+        "Vary": "Accept, Accept-Encoding",
+        "Content-Security-Policy": PAGE_CSP,
+    }
+    if _not_modified(request, headers["ETag"], last_modified):
+        return web.Response(status=304, headers=headers)
+    if use_gzip:
+        body = gzip.compress(body, compresslevel=6, mtime=0)
+        headers["Content-Encoding"] = "gzip"
+    headers["Content-Type"] = HTML_TYPE
+    return web.Response(body=body, headers=headers)
+
+
+def _number(value: str | None) -> int:
+    """A page number from the URL; anything else is page 1."""
+    try:
+        return max(1, min(int(value or 1), MAX_PAGE_NUMBER))
+    except ValueError:
+        return 1
+
+
 async def _index(request: web.Request) -> web.StreamResponse:
-    page = render_index(request.app[_CONFIG], request.app[_STORE])
-    return web.Response(
-        text=page,
-        content_type="text/html",
-        charset="utf-8",
-        headers={"Content-Security-Policy": INDEX_CSP, "Cache-Control": "no-cache"},
-    )
+    return _html(request, render_index(request.app[_CONFIG], request.app[_STORE]))
+
+
+async def _channel_slash(request: web.Request) -> web.StreamResponse:
+    item = find_channel(request.app[_CONFIG], request.match_info["channel"])
+    if item is None:
+        raise web.HTTPNotFound(text="not found\n")
+    raise web.HTTPMovedPermanently(f"{item.id}/")  # relative: resolves under any path prefix
+
+
+async def _channel(request: web.Request) -> web.StreamResponse:
+    config = request.app[_CONFIG]
+    item = find_channel(config, request.match_info["channel"])
+    if item is None:
+        raise web.HTTPNotFound(text="not found\n")
+    number = request.match_info.get("number")
+    if number is None:
+        return _html(request, render_channel(config, request.app[_STORE], item, 1, "../../"))
+    if int(number) <= 1:
+        raise web.HTTPMovedPermanently("../")  # page 1 has one URL: the channel's own
+    return _html(request, render_channel(config, request.app[_STORE], item, int(number), "../../../"))
+
+
+async def _article(request: web.Request) -> web.StreamResponse:
+    article_id = int(request.match_info["article"])
+    return _html(request, render_article(request.app[_CONFIG], request.app[_STORE], article_id, "../"))
+
+
+async def _search(request: web.Request) -> web.StreamResponse:
+    query = request.query
+    page = render_search(request.app[_CONFIG], request.app[_STORE], query.get("q", ""), query.get("channel", ""),
+                         _number(query.get("page")), "")
+    return _html(request, page)

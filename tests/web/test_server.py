@@ -139,25 +139,31 @@ SIMPLEPIE_ACCEPT = (
 )
 
 
-async def test_a_browser_gets_xml_it_can_style_and_readers_get_feed_types(world):
+async def test_a_browser_gets_the_channel_page_and_readers_get_feed_types(world):
     config, store, _ = world
     async with serving(config, store) as server, aiohttp.ClientSession() as http:
         for accept, want in [
-            (BROWSER_ACCEPT, "application/xml"),
+            (BROWSER_ACCEPT, "text/html"),
             (SIMPLEPIE_ACCEPT, "application/rss+xml"),
             ("*/*", "application/rss+xml"),
             ("", "application/rss+xml"),
         ]:
             async with http.get(f"{server.url}/feeds/carbon-market.xml", headers={"Accept": accept}) as resp:
                 assert resp.headers["Content-Type"] == f"{want}; charset=utf-8", accept
-                assert await resp.read() == (config.feeds_dir / "carbon-market.xml").read_bytes()
+                body = await resp.read()
                 etag = resp.headers["ETag"]
+            if want == "text/html":
+                page = html.fromstring(body)
+                assert page.xpath("string(//h1)") == "碳市场"
+                assert "https://feeds.example.org/feeds/carbon-market.xml" in page.xpath("string(//p[@class='notice'])")
+            else:
+                assert body == (config.feeds_dir / "carbon-market.xml").read_bytes()
             async with http.get(
                 f"{server.url}/feeds/carbon-market.xml", headers={"Accept": accept, "If-None-Match": etag}
             ) as resp:
                 assert resp.status == 304
         async with http.get(f"{server.url}/feeds/all.json", headers={"Accept": BROWSER_ACCEPT}) as resp:
-            assert resp.headers["Content-Type"] == "application/json; charset=utf-8"
+            assert resp.headers["Content-Type"] == "text/html; charset=utf-8"
 
 
 @pytest.mark.parametrize(
@@ -269,7 +275,8 @@ async def test_index_lists_channels_with_autodiscovery_and_no_hostile_markup(wor
         tree.xpath("//section[@id='climate-finance']//a[@class='tg']") == []
     )  # numeric chat: no public link
     assert "碳市场扩容" in carbon.xpath("string(.//ol)")
-    assert all(h.startswith(("https://", "feeds/", "opml")) for h in tree.xpath("//a/@href"))
+    assert all(h.startswith(("https://", "feeds/", "opml", "c/")) for h in tree.xpath("//a/@href"))
+    assert tree.xpath("//section[@id='carbon-market']/h2/a/@href") == ["c/carbon-market/"]
 
 
 def test_chart_counts_articles_per_week(tmp_path: Path):

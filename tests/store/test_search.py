@@ -1,0 +1,157 @@
+"""The search index: kept with the articles, found by short and long Chinese terms and English words."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import sqlite_utils
+
+from feedbot.model import Classification, Evidence, TopicMatch
+from feedbot.store import Store
+from feedbot.store import db as store_db
+from feedbot.store.search import MARK_CLOSE, MARK_OPEN
+from tests.feeds_helpers import article, edited
+
+NOW = datetime(2024, 6, 3, 4, 0, tzinfo=UTC)
+
+
+def _save(store: Store, serial: int, title: str, body: str, topics=("carbon-market",), days: int = 0) -> int:
+    art, cls = article(serial, title, topics, NOW - timedelta(days=days), body_html=body)
+    return store.save_article(art, cls, {}, now=NOW).article_id
+
+
+def _world(store: Store) -> dict[str, int]:
+    return {
+        "ccer": _save(store, 1, "温室气体自愿减排交易重启",
+                      "<p>CCER 市场重启，首批项目方法学发布。</p><p>Carbon pricing in China.</p>"),
+        "adapt": _save(store, 2, "城市适应气候变化试点", "<p>海绵城市与气候风险评估。</p>",
+                       topics=("adaptation-2035",), days=1),
+        "market": _save(store, 3, "全国碳市场扩容", "<p>钢铁、水泥行业纳入全国碳市场。</p>", days=2),
+    }
+
+
+def test_a_long_term_uses_the_index_and_a_short_one_a_scan(store: Store):
+    ids = _world(store)
+    assert store.search_indexed()
+    found = store.search("碳市场")  # three characters: the trigram index
+    assert found.indexed and [h.article.id for h in found.hits] == [ids["market"]]
+    assert f"{MARK_OPEN}碳市场{MARK_CLOSE}" in found.hits[0].snippet
+    short = store.search("减排")  # two characters: too short for trigrams, found by LIKE
+    assert not short.indexed and [h.article.id for h in short.hits] == [ids["ccer"]]
+    assert MARK_OPEN not in short.hits[0].snippet  # a match in the title only: the text starts the snippet
+    in_body = store.search("首批")
+    assert f"{MARK_OPEN}首批{MARK_CLOSE}" in in_body.hits[0].snippet
+    assert [h.article.id for h in store.search("城").hits] == [ids["adapt"]]
+
+
+def test_english_words_match_without_regard_to_case(store: Store):
+    ids = _world(store)
+    for query in ("pricing", "PRICING", "ccer", "carbon pricing"):
+        assert [h.article.id for h in store.search(query).hits] == [ids["ccer"]], query
+
+
+def test_every_term_must_occur_and_a_channel_narrows(store: Store):
+    ids = _world(store)
+    assert [h.article.id for h in store.search("气候 试点").hits] == [ids["adapt"]]
+    assert store.search("碳市场 海绵城市").hits == ()
+    assert [h.article.id for h in store.search("市场").hits] == [ids["market"], ids["ccer"]]  # last stored first
+    assert [h.article.id for h in store.search("市场", topic="adaptation-2035").hits] == []
+    assert [h.article.id for h in store.search("气候风险", topic="adaptation-2035").hits] == [ids["adapt"]]
+
+
+def test_query_syntax_is_taken_literally(store: Store):
+    _world(store)
+    _save(store, 9, "百分比 50%_off", "<p>折扣 50%_off 与 a\"b NEAR(x) 的写法。</p>")
+    for query in ('"', 'a"b', "NEAR(x)", "OR", "*", "50%_off", "%", "_", "\\", "碳市场 OR 海绵", "-碳"):
+        store.search(query)  # no StateError: every term is a quoted phrase or an escaped LIKE pattern
+    assert [h.article.title for h in store.search("%").hits] == ["百分比 50%_off"]
+    assert [h.article.title for h in store.search("50%_off").hits] == ["百分比 50%_off"]
+    assert store.search("   ").hits == ()
+
+
+def test_pages_of_results(store: Store):
+    for n in range(7):
+        _save(store, 100 + n, f"碳配额分配 第{n}篇", "<p>配额分配方案。</p>", days=n)
+    first = store.search("碳配额", limit=3)
+    second = store.search("碳配额", limit=3, offset=3)
+    last = store.search("碳配额", limit=3, offset=6)
+    assert first.has_more and second.has_more and not last.has_more
+    titles = [h.article.title for page in (first, second, last) for h in page.hits]
+    assert titles == [f"碳配额分配 第{n}篇" for n in reversed(range(7))]  # each stored after the previous
+
+
+def test_an_edit_reindexes_and_the_old_words_are_gone(store: Store):
+    art, cls = article(5, "原来的标题 甲烷排放", ("carbon-market",), NOW)
+    store.save_article(art, cls, {}, now=NOW)
+    assert len(store.search("甲烷排放").hits) == 1
+    assert store.save_article(edited(art, "新标题 氢能炼钢"), cls, {}, now=NOW).status == "updated"
+    assert [h.article.title for h in store.search("氢能炼钢").hits] == ["新标题 氢能炼钢"]
+    # The text still holds the old title (edited() changes only the title), the title column no longer does.
+    assert all("甲烷排放" not in h.article.title for h in store.search("甲烷排放").hits)
+
+
+def test_migration_indexes_articles_already_stored(tmp_path: Path):
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    db = sqlite_utils.Database(conn)
+    for number, step in enumerate(store_db.MIGRATIONS[:3], start=1):  # a database from before the index
+        step(db)
+        db.execute(f"PRAGMA user_version = {number}")
+    db["articles"].insert({"id": 1, "source_id": "s", "key": "k", "title": "旧库里的碳普惠文章",
+                           "first_seen_at": "2024-01-01T00:00:00+00:00", "content_hash": "h",
+                           "text": "碳普惠机制在广东试行。"})
+    conn.close()
+    store = Store(path)
+    try:
+        assert store.schema_version() == len(store_db.MIGRATIONS)
+        assert [h.article.id for h in store.search("碳普惠").hits] == [1]
+        assert store.search("碳普惠").indexed
+    finally:
+        store.close()
+
+
+def test_rebuild_restores_a_stale_index(store: Store):
+    ids = _world(store)
+    store.db.execute("INSERT INTO articles_fts(articles_fts) VALUES ('delete-all')")  # as if damaged
+    assert store.search("碳市场").hits == ()
+    assert store.rebuild_search_index()
+    assert [h.article.id for h in store.search("碳市场").hits] == [ids["market"]]
+
+
+def test_without_trigram_support_search_scans_and_says_so(tmp_path: Path, monkeypatch, caplog):
+    # Stands in for SQLite older than 3.34 (no trigram tokenizer): this machine's SQLite has it.
+    monkeypatch.setattr(store_db, "trigram_supported", lambda conn: False)
+    with caplog.at_level(logging.WARNING, logger="feedbot.store.db"):
+        store = Store(tmp_path / "old-sqlite.db")
+    try:
+        assert "has no FTS5 trigram tokenizer (needs 3.34 or later)" in caplog.text
+        assert not store.search_indexed()
+        ids = _world(store)
+        found = store.search("碳市场")
+        assert not found.indexed and [h.article.id for h in found.hits] == [ids["market"]]
+        assert [h.article.id for h in store.search("Pricing").hits] == [ids["ccer"]]
+        monkeypatch.undo()  # SQLite upgraded: reclassify's rebuild creates the index
+        assert store.rebuild_search_index() and store.search("碳市场").indexed
+    finally:
+        store.close()
+
+
+def test_classifications_come_back_with_their_evidence(store: Store):
+    art, _ = article(7, "碳市场扩容", ("carbon-market",), NOW)
+    evidence = (Evidence("碳市场", "title", 1, 3.0), Evidence("配额", "body", 4, 2.5))
+    cls = Classification((TopicMatch("carbon-market", 8.5, True, evidence, "配额分配段落"),
+                          TopicMatch("climate-finance", 0.5, False)))
+    article_id = store.save_article(art, cls, {}, now=NOW).article_id
+    assert store.classifications(article_id) == [TopicMatch("carbon-market", 8.5, True, evidence, "配额分配段落")]
+
+
+def test_channel_counts_pages_and_changes(store: Store):
+    before = store.changed_at()
+    ids = _world(store)
+    assert before is None and store.changed_at() == NOW
+    assert store.count_articles() == 3 and store.count_articles("carbon-market") == 2
+    assert [a.id for a in store.articles("carbon-market", 1, 1)] == [ids["market"]]
+    assert [a.id for a in store.articles_by_id([ids["market"], 999, ids["ccer"]])] == [ids["market"], ids["ccer"]]
