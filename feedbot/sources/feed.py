@@ -17,6 +17,7 @@ from feedbot.errors import ParseError
 from feedbot.model import Entry, SourceState
 from feedbot.settings.config import SourceConfig
 from feedbot.sources.base import PageValidators, PollResult
+from feedbot.sources.edge import clean_document, entry_title
 from feedbot.sources.http import Fetcher
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ def parse_feed(content: bytes, url: str, source_id: str, *, outlet: str | None =
     if not content.strip():
         raise ParseError(f"empty body from {url}: expected an RSS or Atom feed")
     refuse_entity_declarations(content, url)
+    content = clean_document(content)  # one bad character reference must not sink every item
     headers = {"content-location": url}
     if content_type:
         # RFC 3023 makes text/xml without a charset US-ASCII; servers mean "see the XML declaration".
@@ -102,7 +104,7 @@ def parse_feed(content: bytes, url: str, source_id: str, *, outlet: str | None =
     feed_title = (parsed.get("feed") or {}).get("title") or ""
     entries = []
     for item in items:
-        title = (item.get("title") or "").strip()
+        title = entry_title(item)  # plain text from here on: an HTML title is decoded once, here
         body = _body(item)
         # dict.get: FeedParserDict.get would quietly answer updated_parsed with published_parsed
         updated = _when(dict.get(item, "updated_parsed"))

@@ -5,11 +5,12 @@ from __future__ import annotations
 from feedbot.store.articles import ArticlesTable
 from feedbot.store.db import SCHEMA_VERSION, from_db, to_db
 from feedbot.store.deliveries import DeliveriesTable
+from feedbot.store.quarantine import QuarantineTable
 from feedbot.store.sources import SourcesTable
 
 
-class Store(SourcesTable, ArticlesTable, DeliveriesTable):
-    """One SQLite file: sources and pages, articles and classifications, the outbox and its targets."""
+class Store(SourcesTable, ArticlesTable, DeliveriesTable, QuarantineTable):
+    """One SQLite file: sources and pages, articles and classifications, the outbox, quarantined items."""
 
 
 __all__ = ["SCHEMA_VERSION", "Store", "from_db", "to_db"]

@@ -84,7 +84,20 @@ def _v3(db: sqlite_utils.Database) -> None:
     db.execute("DELETE FROM meta WHERE key LIKE 'outbox.healthy_at:%'")
 
 
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2, _v3)
+def _v4_quarantine(db: sqlite_utils.Database) -> None:
+    # Items that failed processing, with their reason; and dates no source can mean (year 9999, 1970)
+    # stored before the edge clamped them: those articles count as published when first seen.
+    db["quarantine"].create({
+        "source_id": str, "key": str, "url": str, "reason": str, "stage": str, "first_seen_at": str,
+        "last_seen_at": str, "count": int, "retry_at": str,
+    }, pk=("source_id", "key"), not_null={"reason", "first_seen_at", "last_seen_at", "count"})
+    db.execute("UPDATE articles SET published_at = NULL WHERE published_at < '1990-01-01' OR published_at > "
+               "strftime('%Y-%m-%dT%H:%M:%S+00:00', first_seen_at, '+2 days')")
+    db.execute("UPDATE articles SET updated_at = NULL WHERE updated_at < '1990-01-01' OR updated_at > "
+               "strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now', '+2 days')")
+
+
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2, _v3, _v4_quarantine)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
