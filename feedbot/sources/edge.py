@@ -7,8 +7,8 @@ Rules (the contract the rest of feedbot relies on):
   believed and becomes None, so the article counts as published when feedbot first saw it.
 - Text (title, outlet, key, body): lone surrogates become U+FFFD, characters XML 1.0 forbids are removed;
   titles are plain text (a feed's HTML title is decoded here, the only decode).
-- A feed document: character references to surrogates or XML-forbidden characters, and raw forbidden
-  control bytes, are replaced before any XML parser sees them, so one bad item cannot sink the source.
+- A feed document: character references to surrogates (or beyond Unicode) and UTF-8 encoded surrogates
+  are replaced by U+FFFD before any XML parser sees them, so one bad item cannot sink the source.
 """
 
 from __future__ import annotations
@@ -35,36 +35,31 @@ MAX_URL_CHARS = 4096
 _XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _CHAR_REF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));")
-_RAW_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 # A UTF-8 encoded surrogate (ED A0..BF xx) is invalid UTF-8 that some encoders still write.
 _UTF8_SURROGATE = re.compile(rb"\xed[\xa0-\xbf][\x80-\xbf]")
 _URL_UNSAFE = re.compile(r"[\x00-\x20\x7f\\]")
 _SPACE = re.compile(r"\s+")
 
 
-def _xml_char_ok(code: int) -> bool:
-    return (code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD
-            or 0x10000 <= code <= 0x10FFFF)
-
-
 def _fix_reference(match: re.Match[bytes]) -> bytes:
     hex_digits, decimal = match.groups()
     code = int(hex_digits, 16) if hex_digits else int(decimal)
-    return match[0] if _xml_char_ok(code) else b"&#xFFFD;"
+    # A surrogate or a number beyond Unicode makes feedparser raise on the whole document. A reference to a
+    # control character only makes the document not well-formed: feedparser's lenient parser still reads it,
+    # and clean_entry percent-encodes it in a URL (the link stays the one the source gave) or drops it.
+    return b"&#xFFFD;" if 0xD800 <= code <= 0xDFFF or code > 0x10FFFF else match[0]
 
 
 def clean_document(content: bytes) -> bytes:
-    """A feed's bytes with references to forbidden characters replaced and raw control bytes dropped.
+    """A feed's bytes with what would make the parser raise (surrogates, references beyond Unicode) replaced.
 
-    Works on the bytes of any ASCII-compatible encoding (UTF-8, GBK, ISO-8859-x): in those, bytes below
-    0x20 and the ASCII of ``&#...;`` only ever stand for themselves. UTF-16/32 documents are left alone.
+    Works on the bytes of any ASCII-compatible encoding (UTF-8, GBK, ISO-8859-x): in those, the ASCII of
+    ``&#...;`` only ever stands for itself. UTF-16/32 documents are left alone.
     """
     if content[:2] in (b"\xff\xfe", b"\xfe\xff") or content[:4] in (b"\x00\x00\xfe\xff", b"\xff\xfe\x00\x00"):
         return content
     if b"&#" in content:
         content = _CHAR_REF.sub(_fix_reference, content)
-    if _RAW_CONTROL.search(content):
-        content = _RAW_CONTROL.sub(b"", content)
     if b"\xed" in content:
         content = _UTF8_SURROGATE.sub("\ufffd".encode(), content)
     return content
@@ -88,10 +83,10 @@ def clean_url(value: str | None) -> str | None:
     """An http(s) URL with a host, controls and spaces inside percent-encoded; anything else is None."""
     if not value:
         return None
-    url = clean_text(value).strip()
+    url = value.strip()
     if not url or len(url) > MAX_URL_CHARS:
         return None
-    url = _URL_UNSAFE.sub(lambda m: f"%{ord(m[0]):02X}", url)
+    url = clean_text(_URL_UNSAFE.sub(lambda m: f"%{ord(m[0]):02X}", url))
     try:
         parts = urlsplit(url)
         host = parts.hostname
