@@ -176,7 +176,7 @@ async def test_poison_items_quick(tmp_path):
 
 @pytest.mark.drill
 async def test_poison_items_in_a_200_post_run(tmp_path):
-    figures = await poison_drill(tmp_path, good_posts=200, good_items=10, long_lines=130_000, timeout=300)
+    figures = await poison_drill(tmp_path, good_posts=200, good_items=10, long_lines=130_000, timeout=480)
     record("poison items of cases 1-5 among 200 posts (+10 feed items, 3 legacy rows)", figures)
     check(figures)
 
