@@ -30,3 +30,16 @@ def parse_http_date(value: str | None) -> datetime | None:
 def format_http_date(moment: datetime) -> str:
     """An aware datetime as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT")."""
     return format_datetime(moment.astimezone(UTC), usegmt=True)
+
+
+# The widest aware range every conversion can reach: a datetime near year 1 or 9999 overflows at +08:00.
+_SAFE_LATEST = datetime(9999, 12, 30, tzinfo=UTC)
+_SAFE_EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+
+
+def in_shanghai(moment: datetime) -> datetime:
+    """A time at +08:00, clamped into the representable range instead of overflowing (year 9999 stays 9999)."""
+    try:
+        return moment.astimezone(SHANGHAI)
+    except (OverflowError, ValueError):
+        return (_SAFE_LATEST if moment.year > 5000 else _SAFE_EARLIEST).astimezone(SHANGHAI)

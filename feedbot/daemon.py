@@ -17,7 +17,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from feedbot.app import App
 from feedbot.clock import utcnow
-from feedbot.errors import PublishError, PublisherUnauthorized, StateError
+from feedbot.errors import FeedbotError, PublishError, PublisherUnauthorized, StateError
 from feedbot.ops.metrics import Metrics
 from feedbot.ops.notify import Notifier
 from feedbot.pipeline import PollReport
@@ -39,6 +39,9 @@ STOP_GRACE = 10.0  # seconds for in-flight polls to finish after SIGTERM
 # leave a message Telegram may have delivered. One that is still unanswered stays 'sending' (outbox/drain.py).
 SEND_GRACE = 25.0
 ONCE_DRAIN_BUDGET = 30.0  # `feedbot once` sends what the rate limits allow within this many seconds
+# A background round that failed is retried after 1 s, 2 s, 4 s … at most a minute apart.
+TASK_RETRY_FIRST = 1.0
+TASK_RETRY_MAX = 60.0
 
 
 @dataclass
@@ -77,6 +80,8 @@ class Daemon:
         self._feeds_token: str | None = None
         self._tasks: list[asyncio.Task] = []
         self._polls_in_flight: set[asyncio.Task] = set()
+        # Background task → (why its last round failed, failed rounds in a row); absent while it is fine.
+        self.task_errors: dict[str, tuple[str, int]] = {}
 
     # ---- building and closing ------------------------------------------------------------------
 
@@ -132,16 +137,37 @@ class Daemon:
             self.kick.set()
         self.notifier.status(self.status_line())
 
+    # ---- background rounds: a failure is logged, counted, shown by /healthz and retried, never fatal ----
+
+    def task_failed(self, task: str, exc: BaseException) -> float:
+        """Record a failed round of a background task; returns how long to wait before the next try."""
+        reason = f"{type(exc).__name__}: {exc}"[:300]
+        streak = self.task_errors.get(task, ("", 0))[1] + 1
+        self.task_errors[task] = (reason, streak)
+        if self.metrics is not None:
+            self.metrics.task_failures.labels(task).inc()
+        # Our own errors say everything in one line; anything else is a bug: its traceback once per streak.
+        trace = exc if streak == 1 and not isinstance(exc, FeedbotError) else None
+        log.error("%s task: round failed (%d in a row), retrying: %s", task, streak, reason, exc_info=trace)
+        return min(TASK_RETRY_FIRST * 2 ** (streak - 1), TASK_RETRY_MAX)
+
+    def task_ok(self, task: str) -> None:
+        """A round of a background task went through: it is healthy again."""
+        failed = self.task_errors.pop(task, None)
+        if failed is not None:
+            log.info("%s task: working again after %d failed round(s)", task, failed[1])
+
     def rebuild_feeds(self, *, force: bool = False) -> int:
-        """Rewrite the feed files whose content changed; skipped when no article changed."""
+        """Rewrite the feed files whose content changed; a failure is recorded (task_failed), never raised."""
         try:
             token = self.store.last_change()
-            if token == self._feeds_token and not force:
+            if token == self._feeds_token and not force and "feeds" not in self.task_errors:
                 return 0
             changed = self.app.rebuild_feeds()
-        except (PublishError, StateError) as exc:  # e.g. the disk is full: keep the old feeds, retry later
-            log.error("feeds not rebuilt: %s", exc)
+        except Exception as exc:  # e.g. the disk is full: keep the old feeds, retry later
+            self.task_failed("feeds", exc)
             return 0
+        self.task_ok("feeds")
         self._feeds_token = token
         if changed:
             log.info("feeds: %d file(s) rewritten in %s", len(changed), self.config.feeds_dir)
@@ -160,9 +186,6 @@ class Daemon:
             return
         except PublishError as exc:  # e.g. the Bot API unreachable at start: try again next round
             log.warning("chat publisher: %s", exc)
-            return
-        except StateError as exc:
-            log.error("outbox unavailable: %s", exc)
             return
         if self.metrics is not None and stats is not None:
             for outcome in ("sent", "edited", "failed", "dropped", "retried"):
@@ -189,16 +212,29 @@ class Daemon:
         return line + (f"; failing: {', '.join(failing)}" if failing else "")
 
     def health(self) -> tuple[bool, dict[str, Any]]:
-        """Unhealthy when the scheduler stalled or every source has failed for several polls."""
+        """Unhealthy when the scheduler stalled, every source has failed for several polls, or the last round
+        of a background task (feeds, drain, bot commands) failed. Quarantined items alone are not a fault."""
         stalled = time.monotonic() - self.last_heartbeat > STALL_AFTER
         states = self.store.source_states()
         all_failing = bool(states) and all(s.failures >= FAILED_POLLS_UNHEALTHY for s in states)
+        tasks = {name: {"state": "failing", "failed_rounds": streak, "error": reason}
+                 for name, (reason, streak) in sorted(self.task_errors.items())}
+        for task in self._tasks:  # a loop that died of an error anyway (a bug in the supervision itself)
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                tasks[task.get_name()] = {"state": "dead", "error": f"{type(task.exception()).__name__}: "
+                                                                    f"{task.exception()}"}
         detail = {
             "scheduler": "stalled" if stalled else "running",
             "sources": {s.id: {"failures": s.failures, "last_error": s.last_error} for s in states},
+            "tasks": tasks,
             "pending": self.pending(),
+            "quarantined": self.store.quarantine_count(),
         }
-        return not (stalled or all_failing), detail
+        reasons = (["scheduler stalled"] if stalled else []) + (["every source failing"] if all_failing else []) \
+            + [f"{name} task {info['state']}: {info['error']}" for name, info in tasks.items()]
+        if reasons:
+            detail["reason"] = "; ".join(reasons)
+        return not reasons, detail
 
     # ---- modes ---------------------------------------------------------------------------------
 
@@ -208,7 +244,10 @@ class Daemon:
             await self.open(web=False)
             reports = await asyncio.gather(*(self.poll(sid) for sid in self.app.source_configs))
             self.rebuild_feeds(force=True)
-            await self.drain(budget=ONCE_DRAIN_BUDGET)
+            try:
+                await self.drain(budget=ONCE_DRAIN_BUDGET)
+            except Exception as exc:  # logged and counted like the daemon's rounds; the next run retries
+                self.task_failed("drain", exc)
             failed = [r for r in reports if r.result == "failed"]
             if reports and len(failed) == len(reports):
                 log.error("every source failed; nothing new was fetched")
@@ -224,7 +263,7 @@ class Daemon:
             loop.add_signal_handler(signum, self.request_stop, signum)
         try:
             await self.open()
-            self.rebuild_feeds(force=True)
+            self.rebuild_feeds(force=True)  # a failure is recorded and retried by the feeds task, never fatal
             self._start_scheduler()
             self._tasks.append(asyncio.create_task(self._drain_loop(), name="drain"))
             self._tasks.append(asyncio.create_task(self._feeds_loop(), name="feeds"))
@@ -284,6 +323,12 @@ class Daemon:
         self._polls_in_flight.add(task)
         try:
             await self.poll(source_id)
+        except asyncio.CancelledError:
+            if not self.stop_event.is_set():
+                raise
+            # The scheduler's shutdown cancels a running poll: expected at a stop, one line, no traceback.
+            # Nothing is lost: the validators are stored last, so the next start polls this source again.
+            log.info("poll %s cut off by the stop; the next start polls it again", source_id)
         finally:
             self._polls_in_flight.discard(task)
 
@@ -292,15 +337,29 @@ class Daemon:
             async with asyncio.timeout(self.poll_deadline):
                 await _first_of(self.first_polls_done, self.stop_event)
         while not self.stop_event.is_set():
-            await self.drain(budget=DRAIN_BUDGET)
+            wait = DRAIN_EVERY
+            try:
+                await self.drain(budget=DRAIN_BUDGET)
+            except Exception as exc:  # the drain never dies: the next round retries what is due
+                wait = self.task_failed("drain", exc)
+            else:
+                self.task_ok("drain")
             self.kick.clear()
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(DRAIN_EVERY):
+                async with asyncio.timeout(wait):
                     await _first_of(self.kick, self.stop_event)
 
     async def _feeds_loop(self) -> None:
         while not self.stop_event.is_set():
-            await _first_of(self.feeds_dirty, self.stop_event)
+            if "feeds" in self.task_errors:  # the last rebuild failed: retry after a pause, dirty or not
+                _, streak = self.task_errors["feeds"]
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(min(TASK_RETRY_FIRST * 2 ** (streak - 1), TASK_RETRY_MAX)):
+                        await self.stop_event.wait()
+            else:
+                await _first_of(self.feeds_dirty, self.stop_event)
+            if self.stop_event.is_set():
+                break
             self.feeds_dirty.clear()
             self.rebuild_feeds()
             with contextlib.suppress(TimeoutError):
@@ -311,18 +370,31 @@ class Daemon:
 
     async def _watchdog_loop(self) -> None:
         while not self.stop_event.is_set():
-            # A stalled scheduler is a hung daemon: stop pinging and let systemd restart us.
-            if time.monotonic() - self.last_heartbeat <= STALL_AFTER:
-                self.notifier.watchdog()
+            try:
+                # A stalled scheduler is a hung daemon: stop pinging and let systemd restart us.
+                if time.monotonic() - self.last_heartbeat <= STALL_AFTER:
+                    self.notifier.watchdog()
+            except Exception as exc:  # a failed ping must not end the pings
+                self.task_failed("watchdog", exc)
+            else:
+                self.task_ok("watchdog")
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.notifier.watchdog_interval):
                     await self.stop_event.wait()
 
     async def _commands_loop(self) -> None:
-        try:
-            await self.app.publisher.run_commands(self.stop_event)
-        except PublishError as exc:
-            log.error("bot commands stopped: %s", exc)
+        while not self.stop_event.is_set():
+            try:
+                await self.app.publisher.run_commands(self.stop_event)
+                return
+            except PublisherUnauthorized as exc:  # the token was rejected: no retry can help
+                log.error("bot commands stopped: %s", exc)
+                return
+            except Exception as exc:  # a bad update or a network fault: answer commands again after a pause
+                wait = self.task_failed("bot-commands", exc)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self.stop_event.wait()
 
     async def _shutdown(self) -> None:
         if self.scheduler is not None:

@@ -225,3 +225,18 @@ ALL_CHANNEL = "all"  # the channel of every article; no topic may take this id
 def _is_web_url(url: str | None) -> bool:
     parts = urlsplit(url) if url else None
     return bool(parts and parts.scheme in ("http", "https") and parts.netloc)
+
+
+@dataclass(frozen=True)
+class QuarantinedItem:
+    """A source item set aside because it could not be processed: why, since when, how often."""
+
+    source_id: str
+    key: str
+    url: str | None
+    reason: str
+    stage: str  # where it failed: "normalize", "store", "feeds", …
+    first_seen_at: datetime
+    last_seen_at: datetime
+    count: int
+    retry_at: datetime | None = None

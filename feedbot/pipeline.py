@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
@@ -12,10 +13,11 @@ from typing import Any, Literal
 from feedbot.classify.scoring import classify
 from feedbot.clock import utcnow
 from feedbot.errors import FeedbotError, FetchError, StateError
-from feedbot.model import Entry
+from feedbot.model import Article, Classification, Entry
 from feedbot.settings.config import SourceConfig
 from feedbot.settings.topics import TopicRules
 from feedbot.sources import Source
+from feedbot.sources.edge import clean_entry, clean_text
 from feedbot.sources.normalize import normalize
 from feedbot.sources.schedule import next_check_failed, next_check_ok
 from feedbot.store import Store
@@ -34,6 +36,8 @@ class PollReport:
     updated: int = 0
     deliveries: int = 0
     item_errors: int = 0
+    quarantined: int = 0  # items that failed processing this poll (set aside, the rest went on)
+    held_back: int = 0  # quarantined items whose next try is not due yet
     error: str | None = None
     next_check_at: datetime | None = None
 
@@ -50,6 +54,8 @@ class PollReport:
         if self.result == "not_modified":
             return f"{self.source_id}: not modified"
         extra = f", {self.item_errors} post(s) failed and will be retried" if self.item_errors else ""
+        if self.quarantined or self.held_back:
+            extra += f", {self.quarantined} item(s) quarantined, {self.held_back} held back"
         return (f"{self.source_id}: {self.new} new, {self.updated} updated, "
                 f"{self.deliveries} message(s) queued{extra}")
 
@@ -66,11 +72,17 @@ async def poll_source(source: Source, config: SourceConfig, store: Store, topics
     now = now or utcnow()
     state = store.source_state(config.id)
     failures = state.failures if state else 0
+    in_quarantine = store.quarantined_keys(config.id)
+    # A quarantined item not due for a retry counts as known: a source need not fetch it again.
+    waiting = {key for key, retry_at in in_quarantine.items() if retry_at is not None and retry_at > now}
     try:
         # Posts that failed before are retried explicitly (a source that can fetch them one by one).
-        retry = {"retry": store.post_retries(config.id)} if getattr(source, "retries_failed_posts", False) else {}
-        result = await source.poll(state, store.known_keys(config.id), page_validators=store.page_validators,
-                                   **retry)
+        if getattr(source, "retries_failed_posts", False):
+            result = await source.poll(state, store.known_keys(config.id), page_validators=store.page_validators,
+                                       retry=store.post_retries(config.id), skip=waiting)
+        else:
+            result = await source.poll(state, store.known_keys(config.id) | waiting,
+                                       page_validators=store.page_validators)
     except StateError:
         raise
     except FeedbotError as exc:
@@ -80,10 +92,25 @@ async def poll_source(source: Source, config: SourceConfig, store: Store, topics
         log.exception("%s: unexpected error while polling", config.id)
         return record_failure(store, config, f"internal error: {type(exc).__name__}: {exc}", failures, now, rng)
 
-    new = updated = queued = 0
+    new = updated = queued = quarantined = held_back = 0
     for entry in result.entries:
-        article = normalize(entry)
-        saved = store.save_article(article, classify(article, topics), targets, now=now)
+        key = clean_text(entry.key).strip()
+        if key in waiting:
+            held_back += 1
+            continue
+        try:
+            # The CPU-heavy part runs in a thread, so the loop (web server, watchdog, drain) stays responsive.
+            article, classification = await asyncio.to_thread(prepare, entry, topics, now)
+            saved = store.save_article(article, classification, targets, now=now)
+        except StateError:
+            raise
+        except Exception as exc:  # one bad item must not stop the source: set it aside with its reason
+            quarantined += 1
+            quarantine_item(store, config.id, entry, exc, now)
+            continue
+        if key in in_quarantine:
+            store.release(config.id, key)
+            log.info("%s: item %s is no longer quarantined", config.id, key)
         new += saved.status == "new"
         updated += saved.status == "updated"
         queued += saved.deliveries_added
@@ -91,8 +118,14 @@ async def poll_source(source: Source, config: SourceConfig, store: Store, topics
         store.record_page(page.url, config.id, etag=page.etag, last_modified=page.last_modified,
                           content_hash=page.content_hash, fetched_at=now)
     if result.failed:
+        urls = {key: (url, error) for key, url, error in result.failed}
         for key in store.record_post_failures(config.id, result.failed, now):
-            log.error("%s: %s failed %d polls in a row; no longer retried", config.id, key, MAX_POST_FAILURES)
+            # Given up on: set aside in the quarantine, where `feedbot status` lists it with its reason.
+            url, error = urls[key]
+            store.quarantine(config.id, key, url=url, reason=f"failed {MAX_POST_FAILURES} polls in a row: {error}",
+                             stage="fetch", now=now)
+            log.error("%s: %s failed %d polls in a row; quarantined, no longer retried", config.id, key,
+                      MAX_POST_FAILURES)
     next_check = next_check_ok(now, config.interval, rng)
     store.record_poll_ok(config.id, etag=result.etag, last_modified=result.last_modified, checked_at=now,
                          next_check_at=next_check)
@@ -100,9 +133,28 @@ async def poll_source(source: Source, config: SourceConfig, store: Store, topics
         log.warning("%s: %s", config.id, warning)
     report = PollReport(config.id, "not_modified" if result.not_modified and not result.entries else "ok",
                         new=new, updated=updated, deliveries=queued, item_errors=len(result.errors),
-                        next_check_at=next_check)
+                        quarantined=quarantined, held_back=held_back, next_check_at=next_check)
     log.info(report.line())
     return report
+
+
+def prepare(entry: Entry, topics: Mapping[str, TopicRules], now: datetime) -> tuple[Article, Classification]:
+    """Clean an entry at the edge, normalize and classify it (pure CPU work, bounded by normalize's caps)."""
+    article = normalize(clean_entry(entry, now))
+    return article, classify(article, topics)
+
+
+def quarantine_item(store: Store, source_id: str, entry: Entry, exc: BaseException, now: datetime,
+                    stage: str = "poll") -> None:
+    """Set one failed item aside with its reason, logged in one line (a traceback only the first time)."""
+    key = clean_text(entry.key).strip() or "(no key)"
+    reason = clean_text(f"{type(exc).__name__}: {exc}")
+    count = store.quarantine(source_id, key, url=clean_text(entry.url) or None, reason=reason, stage=stage,
+                             now=now)
+    if count == 1:
+        log.warning("%s: item %s quarantined: %s", source_id, key, reason, exc_info=exc)
+    else:
+        log.warning("%s: item %s still fails (%d times), quarantined: %s", source_id, key, count, reason)
 
 
 def record_failure(store: Store, config: SourceConfig, error: str, failures: int, now: datetime,
@@ -127,8 +179,15 @@ async def backfill(source: Any, config: SourceConfig, store: Store, topics: Mapp
         raise FeedbotError(f"source {config.id!r} ({config.kind}) holds only its current entries: no backfill")
 
     def save(entry: Entry) -> str:
-        article = normalize(entry)
-        return store.save_article(article, classify(article, topics), {}).status
+        now = utcnow()
+        try:
+            article, classification = prepare(entry, topics, now)
+            return store.save_article(article, classification, {}, now=now).status
+        except StateError:
+            raise
+        except Exception as exc:
+            quarantine_item(store, config.id, entry, exc, now, stage="backfill")
+            return "quarantined"
 
     return await source.backfill(since, store.known_keys(config.id), save, on_plan=on_plan, on_post=on_post)
 
@@ -145,5 +204,11 @@ def reclassify_stored(store: Store, topics: Mapping[str, TopicRules]) -> tuple[i
         entry = Entry(source_id=stored.source_id, key=stored.key, url=stored.url, title=stored.title,
                       body_html=stored.body_html, published_at=stored.published_at, outlet=stored.outlet,
                       origin_url=stored.origin_url)
-        changed += store.reclassify(article_id, classify(normalize(entry), topics))
+        try:
+            changed += store.reclassify(article_id, classify(normalize(entry), topics))
+        except StateError:
+            raise
+        except Exception as exc:  # one article the classifier cannot read keeps its old topics
+            log.warning("article %d (%s %s) not reclassified: %s: %s", article_id, stored.source_id, stored.key,
+                        type(exc).__name__, exc)
     return len(ids), changed

@@ -19,12 +19,15 @@ def topic_excerpt(units: list[Unit], focus_by_unit: dict[int, float], skipped: s
     article has several topics, or else the lead."""
     body = [i for i, u in enumerate(units) if u.where != "title" and i not in skipped]
     body_size = sum(units[i].size for i in body) or 1.0
-    sections = list(dict.fromkeys(units[i].section for i in body))
-    if len(sections) > 1:
+    # Members per section, grouped once: work per section over the whole body would be quadratic.
+    members: dict[int, list[int]] = {}
+    for i in body:
+        members.setdefault(units[i].section, []).append(i)
+    if len(members) > 1:
         # A heading that names the topic is the author's own word for what its section is about.
-        chosen = [units[i].section for i in body if units[i].where == "heading" and i in focus_by_unit]
+        chosen = {units[i].section for i in body if units[i].where == "heading" and i in focus_by_unit}
         if not chosen and several:
-            chosen = [s for s in sections if _section_focus(s, body, units, focus_by_unit) >= 0.5]
+            chosen = {s for s, m in members.items() if _section_focus(m, units, focus_by_unit) >= 0.5}
         picked = [i for i in body if units[i].section in chosen]
         if picked and sum(units[i].size for i in picked) < 0.8 * body_size:
             return _cap([units[i].text for i in picked], EXCERPT_MAX_CHARS)
@@ -35,9 +38,7 @@ def topic_excerpt(units: list[Unit], focus_by_unit: dict[int, float], skipped: s
     return _cap([units[i].text for i in _lead(body, units, focus_by_unit)], EXCERPT_MAX_CHARS)
 
 
-def _section_focus(section: int, body: list[int], units: list[Unit],
-                   focus_by_unit: dict[int, float]) -> float:
-    members = [i for i in body if units[i].section == section]
+def _section_focus(members: list[int], units: list[Unit], focus_by_unit: dict[int, float]) -> float:
     if sum(units[i].size for i in members) < MIN_SECTION_CHARS:
         return 0.0
     return share(members, units, focus_by_unit)

@@ -28,6 +28,8 @@ class Metrics:
                                   ["target", "outcome"], registry=self.registry)
         self.rate_limited = Counter("feedbot_telegram_429", "HTTP 429 answers from the Bot API.",
                                     registry=self.registry)
+        self.task_failures = Counter("feedbot_task_failures", "Failed rounds of a background task (feeds, drain, "
+                                     "bot-commands, watchdog); each is retried.", ["task"], registry=self.registry)
         self.registry.register(_StoreCollector(store, clock))
 
     def render(self) -> bytes:
@@ -67,3 +69,5 @@ class _StoreCollector(Collector):
             failures.add_metric([state.id], state.failures)
         yield since
         yield failures
+        yield GaugeMetricFamily("feedbot_quarantined_items", "Source items set aside because they failed processing.",
+                                value=self.store.quarantine_count())

@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from feedbot.clock import SHANGHAI
+from feedbot.clock import SHANGHAI, in_shanghai
 from feedbot.settings.config import Config
 from feedbot.store import Store
 
+QUARANTINE_SHOWN = 50  # the most recent quarantined items `status` lists (the total is always shown)
+
 
 def _when(moment: datetime | None) -> str | None:
-    return moment.astimezone(SHANGHAI).isoformat(timespec="seconds") if moment else None
+    return in_shanghai(moment).isoformat(timespec="seconds") if moment else None
 
 
 def collect_status(store: Store, config: Config) -> dict[str, Any]:
@@ -41,12 +43,19 @@ def collect_status(store: Store, config: Config) -> dict[str, Any]:
     for target, info in targets.items():  # e.g. blocked before its first delivery
         if target not in deliveries and info["state"] != "ok":
             deliveries[target] = {"topic": "-", "by_status": {}, **info}
+    quarantined = [
+        {"source": q.source_id, "key": q.key, "url": q.url, "stage": q.stage, "reason": q.reason,
+         "count": q.count, "first_seen_at": _when(q.first_seen_at), "last_seen_at": _when(q.last_seen_at),
+         "retry_at": _when(q.retry_at)}
+        for q in store.quarantined(QUARANTINE_SHOWN)
+    ]
     return {
         "database": str(config.db_path),
         "sources": sources,
         "articles": {"total": counts.get("all", 0), "unrouted": counts.get("unrouted", 0)},
         "topics": topics,
         "deliveries": deliveries,
+        "quarantine": {"total": store.quarantine_count(), "items": quarantined},
     }
 
 
@@ -107,4 +116,17 @@ def render_status(report: dict[str, Any], now: datetime | None = None) -> str:
         rows.append([target, info["topic"], *[info["by_status"].get(s, 0) for s in statuses],
                      _target_line(info, now)])
     parts.append(_table(["target", "topic", *statuses, "state"], rows) if rows else "(none yet)")
+    quarantine = report.get("quarantine") or {"total": 0, "items": []}
+    parts += ["", f"QUARANTINE  {quarantine['total']} item(s) set aside (they failed processing; retried sparingly)"]
+    if quarantine["items"]:
+        parts.append(_table(
+            ["source", "item", "stage", "failures", "last failed", "reason"],
+            [[q["source"], _short(q["url"] or q["key"], 60), q["stage"], q["count"],
+              relative(q["last_seen_at"], now), _short(q["reason"], 100)] for q in quarantine["items"]]))
     return "\n".join(parts)
+
+
+def _short(text: str, limit: int) -> str:
+    # One line per item: a reason or URL may hold newlines or be very long.
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"

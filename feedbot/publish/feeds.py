@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import os
 import re
 import tempfile
@@ -15,15 +16,18 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
-import nh3
 from feedgen.feed import FeedGenerator
+from lxml import etree
 
 from feedbot import PROJECT_URL, __version__
-from feedbot.clock import SHANGHAI
+from feedbot.clock import SHANGHAI, in_shanghai, utcnow
 from feedbot.errors import PublishError
 from feedbot.model import StoredArticle
 from feedbot.publish.channels import ALL, SITE_NAME, Channel, TopicLike, channel, channels, feed_url
+from feedbot.sources.edge import clean_text, clean_url, plausible
 from feedbot.sources.normalize import sanitize_html
+
+log = logging.getLogger("feedbot.feeds")
 
 FORMATS = {"xml": "rss", "atom": "atom", "json": "json"}  # file extension → format
 XSL_NAME = "feed.xsl"
@@ -31,8 +35,6 @@ XSL_NAME = "feed.xsl"
 EPOCH = datetime(2024, 1, 1, tzinfo=SHANGHAI)
 TAG_YEAR = 2024
 SUMMARY_FALLBACK_CHARS = 200
-# XML 1.0 forbids most C0 controls; one stray byte in a source would make lxml refuse the whole feed.
-_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _SPACE = re.compile(r"\s+")
 
 
@@ -55,13 +57,16 @@ def entry_id(base_url: str, channel_id: str, article: StoredArticle, authority: 
 
 
 def to_shanghai(moment: datetime) -> datetime:
-    """A timezone-aware time shown at +08:00."""
-    return moment.astimezone(SHANGHAI)
+    """A timezone-aware time shown at +08:00 (clamped, never overflowing)."""
+    return in_shanghai(moment)
 
 
 def published(article: StoredArticle) -> datetime:
-    """When the article appeared (first seen when the source gave no time), at +08:00."""
-    return to_shanghai(article.published_at or article.first_seen_at)
+    """When the article appeared, at +08:00: first seen when the source gave no believable time.
+
+    The edge already refuses implausible dates; this guards rows stored before it did.
+    """
+    return to_shanghai(plausible(article.published_at, article.first_seen_at) or article.first_seen_at)
 
 
 def updated(article: StoredArticle) -> datetime:
@@ -72,16 +77,20 @@ def updated(article: StoredArticle) -> datetime:
 
 
 def plain_text(value: str | None) -> str:
-    """Markup stripped (script content dropped), entities decoded, controls removed, spaces collapsed."""
+    """Stored plain text made XML-safe (controls, lone surrogates removed), spaces collapsed; never decoded.
+
+    Titles, text, excerpts and outlets are plain text from the edge on: "a<b" and "&lt;" are what the
+    reader sees. Each output escapes it once for its own syntax (feedgen/json for XML/JSON, html.escape
+    where a field is HTML: RSS <description>, pages).
+    """
     if not value:
         return ""
-    stripped = nh3.clean(value, tags=set(), clean_content_tags={"script", "style"}, attributes={})
-    return _SPACE.sub(" ", _XML_INVALID.sub("", html.unescape(stripped))).strip()
+    return _SPACE.sub(" ", clean_text(value)).strip()
 
 
 def safe_html(value: str | None) -> str:
     """Sanitized again right before output (the store's copy was sanitized on the way in, but escape last)."""
-    return _XML_INVALID.sub("", sanitize_html(value or ""))
+    return clean_text(sanitize_html(value or ""))
 
 
 def summary_of(article: StoredArticle, topic_id: str) -> str:
@@ -110,8 +119,19 @@ def author_of(article: StoredArticle) -> str:
 
 
 def link_of(article: StoredArticle) -> str | None:
-    """The feed entry's link: where feedbot read the article (see StoredArticle.read_url)."""
-    return article.read_url
+    """The feed entry's link: where feedbot read the article (see StoredArticle.read_url), made URL-safe."""
+    return clean_url(article.read_url)
+
+
+_PROBE = etree.Element("probe")
+
+
+def checked(entry: FeedEntry) -> FeedEntry:
+    """The entry when lxml accepts every one of its strings (the check feedgen would fail on, per article)."""
+    for value in (entry.id, entry.title, entry.link or "", entry.content_html, entry.summary, entry.author,
+                  *(part for pair in entry.categories for part in pair)):
+        _PROBE.text = value  # raises ValueError on what XML cannot hold
+    return entry
 
 
 @dataclass(frozen=True)
@@ -138,7 +158,7 @@ def feed_entry(
         id=entry_id(base_url, channel_id, article, tag_authority),
         title=plain_text(article.title) or "（无标题）",
         link=link_of(article),
-        content_html=safe_html(article.body_html) or html.escape(plain_text(article.text)),
+        content_html=safe_html(article.body_html) or html.escape(plain_text(article.text), quote=False),
         summary=summary_of(article, channel_id),
         author=author_of(article),
         categories=tuple(categories_of(article, channel_id, topics)),
@@ -155,11 +175,22 @@ def build_feeds(
     limit: int = 50,
     chats: Mapping[str, str] | None = None,
     tag_authority: str | None = None,
+    skipped: list[tuple[StoredArticle, str]] | None = None,
 ) -> dict[str, bytes]:
-    """One channel's feeds: {"xml": RSS 2.0, "atom": Atom 1.0, "json": JSON Feed 1.1} bytes, deterministic."""
+    """One channel's feeds: {"xml": RSS 2.0, "atom": Atom 1.0, "json": JSON Feed 1.1} bytes, deterministic.
+
+    With ``skipped`` given, an article that cannot be rendered is left out and listed there with the reason.
+    """
     meta = channel(topic_id, topics, chats)
     base_url = base_url.rstrip("/")
-    entries = [feed_entry(a, meta.id, topics, base_url, tag_authority) for a in list(articles)[:limit]]
+    entries = []
+    for article in list(articles)[:limit]:
+        try:
+            entries.append(checked(feed_entry(article, meta.id, topics, base_url, tag_authority)))
+        except Exception as exc:  # one bad stored article must not stop the channel's feed
+            if skipped is None:
+                raise
+            skipped.append((article, f"{type(exc).__name__}: {exc}"))
     # The newest entry's time, not the clock: an unchanged rebuild is byte-identical.
     newest = max((e.updated for e in entries), default=EPOCH)
     return {
@@ -196,7 +227,8 @@ def _xml_feed(kind: str, meta: Channel, entries: list[FeedEntry], base_url: str,
             entry.category(term=term, label=label)
         entry.content(item.content_html, type="html")
         if item.summary:
-            entry.summary(item.summary)
+            # RSS <description> is HTML to every reader: the plain text is escaped for HTML once, here.
+            entry.summary(html.escape(item.summary, quote=False) if kind == "rss" else item.summary)
     raw = fg.rss_str(pretty=True) if kind == "rss" else fg.atom_str(pretty=True)
     return _with_stylesheet(raw)
 
@@ -235,8 +267,12 @@ def _json_feed(meta: Channel, entries: list[FeedEntry], base_url: str, newest: d
         "_feedbot": {"updated": newest.isoformat(), "generator": f"{SITE_NAME} {__version__}"},
         "items": items,
     }
-    # ensure_ascii=False keeps Chinese readable; content_html was sanitized in feed_entry.
-    return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    # ensure_ascii=False keeps Chinese readable; content_html was sanitized in feed_entry. "<", ">" and "&"
+    # only occur inside strings: written as \u escapes they mean the same, and no page that embeds or
+    # sniffs the file can take plain text for markup.
+    text = json.dumps(document, ensure_ascii=False, indent=2)
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return (text + "\n").encode("utf-8")
 
 
 # ---- files ---------------------------------------------------------------------------------------
@@ -288,23 +324,43 @@ def stylesheet() -> bytes:
 
 
 class ArticleSource(Protocol):
-    """The part of feedbot.store.db.Store a rebuild reads."""
+    """The part of feedbot.store.db.Store a rebuild reads (and where it sets aside what it cannot render)."""
 
     def articles(self, topic: str | None = None, limit: int = 50) -> list[StoredArticle]: ...
 
+    def quarantine(self, source_id: str, key: str, *, url: str | None, reason: str, stage: str,
+                   now: datetime) -> int: ...
+
 
 def rebuild_all(store: ArticleSource, config: Any, tag_authority: str | None = None) -> list[Path]:
-    """Rebuild every channel's feeds (and "all") from the store; returns the files that changed."""
+    """Rebuild every channel's feeds (and "all") from the store; returns the files that changed.
+
+    An article that cannot be rendered is left out and quarantined; a channel that still fails keeps its
+    old files while the others are rebuilt, and the failure is raised (as PublishError) at the end.
+    """
     feeds_dir = Path(config.feeds_dir)
     limit = config.feeds.entry_limit
     changed: list[Path] = []
+    skipped: dict[int, tuple[StoredArticle, str]] = {}
+    failed: list[str] = []
     for item in channels(config.topics, config.chats):
         articles = store.articles(None if item.id == ALL else item.id, limit)
-        feeds = build_feeds(item.id, config.topics, articles, config.web.base_url, limit, config.chats,
-                            tag_authority)
+        left_out: list[tuple[StoredArticle, str]] = []
+        try:
+            feeds = build_feeds(item.id, config.topics, articles, config.web.base_url, limit, config.chats,
+                                tag_authority, skipped=left_out)
+        except Exception as exc:  # keep the channel's old files; the other channels go on
+            log.error("feeds: channel %s not rebuilt: %s: %s", item.id, type(exc).__name__, exc)
+            failed.append(f"{item.id}: {type(exc).__name__}: {exc}")
+            continue
+        skipped.update((a.id, (a, why)) for a, why in left_out)
         changed += write_feeds(feeds_dir, item.id, feeds)
+    for article, why in skipped.values():
+        _set_aside(store, article, why)
     if write_if_changed(feeds_dir / XSL_NAME, stylesheet()):
         changed.append(feeds_dir / XSL_NAME)
+    if failed:
+        raise PublishError(f"{len(failed)} channel feed(s) not rebuilt: " + "; ".join(failed)[:500])
     return changed
 
 
@@ -322,6 +378,19 @@ def published_tag_authority(feeds_dir: Path) -> str | None:
         if match:
             return match[1].decode("ascii", "replace")
     return None
+
+
+def _set_aside(store: ArticleSource, article: StoredArticle, why: str) -> None:
+    key = clean_text(article.key)
+    try:
+        count = store.quarantine(article.source_id, key, url=clean_url(article.url), reason=why, stage="feeds",
+                                 now=utcnow())
+    except Exception as exc:  # the feeds matter more than the record of what they left out
+        log.error("feeds: article %d left out (%s), not recorded: %s", article.id, why, exc)
+        return
+    if count == 1:
+        log.warning("feeds: article %d (%s %s) left out of the feeds and quarantined: %s", article.id,
+                    article.source_id, key, why)
 
 
 def feed_files(topic_ids: Iterable[str]) -> dict[str, tuple[str, str]]:

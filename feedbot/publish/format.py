@@ -8,8 +8,9 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
-from feedbot.clock import SHANGHAI
+from feedbot.clock import in_shanghai
 from feedbot.model import StoredArticle
+from feedbot.sources.edge import plausible
 
 TELEGRAM_LIMIT = 4096  # characters after entity parsing, counted in UTF-16 code units
 TITLE_LIMIT = 300  # a title longer than this is an extraction error; don't let it eat the message
@@ -96,9 +97,10 @@ def _meta_line(article: StoredArticle, outlet: str | None) -> str:
     parts = []
     if article.outlet or outlet:
         parts.append(article.outlet or outlet)
-    moment: datetime | None = article.published_at or article.first_seen_at
+    # A date no source can mean (year 9999) reads as when feedbot first saw the article, never overflows.
+    moment: datetime | None = plausible(article.published_at, article.first_seen_at) or article.first_seen_at
     if moment is not None:
-        parts.append(moment.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M"))
+        parts.append(in_shanghai(moment).strftime("%Y-%m-%d %H:%M"))
     return " · ".join(p for p in parts if p)
 
 

@@ -14,6 +14,7 @@ from feedbot.errors import ParseError
 from feedbot.model import Entry, SourceState
 from feedbot.settings.config import SourceConfig
 from feedbot.sources.base import PageValidators, PollResult
+from feedbot.sources.edge import clean_document
 from feedbot.sources.feedparse import RawEntry, parse_fast, parse_slow
 from feedbot.sources.http import Fetcher
 
@@ -62,6 +63,7 @@ def parse_feed(content: bytes, url: str, source_id: str, *, outlet: str | None =
     if not content.strip():
         raise ParseError(f"empty body from {url}: expected an RSS or Atom feed")
     refuse_entity_declarations(content, url)
+    content = clean_document(content)  # one bad character reference must not sink every item
     parsed = parse_fast(content, url, content_type) or parse_slow(content, url, content_type)
     items, version, problem = parsed.entries, parsed.version, parsed.problem
     if not items and not version:

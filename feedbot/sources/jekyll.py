@@ -220,7 +220,7 @@ class JekyllSource:
 
     kind = "jekyll"
 
-    retries_failed_posts = True  # poll() takes `retry`: keys of posts that failed before (see pipeline)
+    retries_failed_posts = True  # poll() takes `retry` (posts that failed before) and `skip` (see pipeline)
 
     def __init__(self, config: SourceConfig, fetcher: Fetcher, *, recheck: int = 5, rotate: int | None = None,
                  concurrency: int | None = None, delay: float = 0.0):
@@ -282,15 +282,17 @@ class JekyllSource:
         return newest + (older[start:] + older[:start])[:min(self.rotate, len(older))]
 
     async def poll(self, state: SourceState | None, known: Set[str], *,
-                   page_validators: PageValidators | None = None, retry: Set[str] = frozenset()) -> PollResult:
+                   page_validators: PageValidators | None = None, retry: Set[str] = frozenset(),
+                   skip: Set[str] = frozenset()) -> PollResult:
         """One poll: category page (conditional), new posts, posts that failed before, edits of stored posts."""
         index, links = await self.fetch_index(state)
-        new = self.select_new(links, known, state) if links else []
+        # Quarantined posts (skip) are not fetched as new, and not re-checked as stored either.
+        new = self.select_new(links, known | skip, state) if links else []
         # Failed before (wherever listed, e.g. below the oldest stored post): fetched again explicitly.
         listed = {link.key: link for link in links}
         planned = {link.key for link in new}
         again = [listed.get(key) or PostLink(url=urljoin(self.config.url, key), title="")
-                 for key in sorted(retry) if key not in known and key not in planned]
+                 for key in sorted(retry) if key not in known and key not in skip and key not in planned]
         # Without stored validators a re-check could not tell an edit from a repeat: skip it.
         recheck = self.recheck_links(links, known) if self.recheck and page_validators else []
         outcomes = await self._fetch_all(new, page_validators=None)

@@ -35,6 +35,65 @@ MAX_HEADING_CHARS = 40
 SENTENCE_END = tuple("。！？；…：:.!?;，,")
 _SPACE = re.compile(r"[ \t\r\n\f\v\u00a0\u3000\u200b]+")  # a newline inside <p> is a space
 
+# Bounds on the work one article may cost (a hostile or broken page must not hold the event loop for
+# seconds): only the first MAX_BODY_CHARS of a body are read, elements nested deeper than MAX_DEPTH lose
+# their tags (their text stays), and the first MAX_PARAGRAPHS paragraphs in at most MAX_SECTIONS sections
+# are kept. A real article is far inside every cap (the longest in the corpora: ~40k characters, 300
+# paragraphs, 30 sections).
+MAX_BODY_CHARS = 300_000
+MAX_DEPTH = 64
+MAX_PARAGRAPHS = 2_000
+MAX_SECTIONS = 100
+VOID_TAGS = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
+             "track", "wbr"}
+# HTML closes these implicitly when a sibling of the same name opens (<p>a<p>b is two paragraphs).
+_SELF_ENDING = {"p", "li", "dt", "dd", "tr", "td", "th", "option"}
+_TAG_TOKEN = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]*)(?:\s[^>]*)?(/?)>")
+
+
+def bound_body(html: str) -> str:
+    """The body cut to MAX_BODY_CHARS (at a tag start when one is near) and nested at most MAX_DEPTH deep."""
+    if len(html) > MAX_BODY_CHARS:
+        cut = html.rfind("<", MAX_BODY_CHARS - 2000, MAX_BODY_CHARS)
+        html = html[:cut if cut > 0 else MAX_BODY_CHARS]
+    if html.count("<") <= MAX_DEPTH:
+        return html  # cannot be nested deeper than it has tags
+    return _flatten_deep(html)
+
+
+def _flatten_deep(html: str) -> str:
+    """Drop the tags of elements nested deeper than MAX_DEPTH, keeping their text; linear in the input."""
+    stack: list[tuple[str, bool]] = []  # (tag, kept)
+    open_count: dict[str, int] = {}
+    pieces: list[str] = []
+    last = 0
+    for match in _TAG_TOKEN.finditer(html):
+        closing, name, self_closing = match[1], match[2].lower(), match[3]
+        if name in VOID_TAGS or self_closing:
+            continue
+        if not closing:
+            if name in _SELF_ENDING and stack and stack[-1][0] == name:
+                stack.pop()
+                open_count[name] -= 1
+            keep = len(stack) < MAX_DEPTH
+            stack.append((name, keep))
+            open_count[name] = open_count.get(name, 0) + 1
+        elif open_count.get(name):
+            while True:  # close up to the matching open tag; each tag is popped once: linear overall
+                top, keep = stack.pop()
+                open_count[top] -= 1
+                if top == name:
+                    break
+        else:
+            keep = True  # a stray close tag: harmless, the sanitizer drops it
+        if not keep:
+            pieces.append(html[last:match.start()])
+            last = match.end()
+    if last == 0:
+        return html
+    pieces.append(html[last:])
+    return "".join(pieces)
+
 
 def sanitize_html(html: str) -> str:
     """Return HTML safe to republish: no scripts, styles, event handlers or javascript: URLs."""
@@ -108,7 +167,8 @@ def split_sections(paragraphs: list[tuple[str, bool]]) -> tuple[Section, ...]:
     body: list[str] = []
     for index, (text, is_heading_tag) in enumerate(paragraphs):
         has_body_after = index + 1 < len(paragraphs) and not paragraphs[index + 1][1]
-        if (is_heading_tag or looks_like_heading(text)) and index > 0 and has_body_after:
+        room = len(sections) < MAX_SECTIONS - 1  # past the cap, headings stay lines of the last section
+        if (is_heading_tag or looks_like_heading(text)) and index > 0 and has_body_after and room:
             if heading is not None or body:
                 sections.append(Section(heading, tuple(body)))
             heading, body = text, []
@@ -127,8 +187,8 @@ def content_hash(title: str, text: str) -> str:
 def normalize(entry: Entry) -> Article:
     """Turn a fetched entry into an article: sanitized HTML, text, paragraphs and sections."""
     title = clean_line(entry.title)
-    safe_html = sanitize_html(entry.body_html)
-    paragraphs = html_paragraphs(safe_html)
+    safe_html = sanitize_html(bound_body(entry.body_html))
+    paragraphs = html_paragraphs(safe_html)[:MAX_PARAGRAPHS]
     texts = tuple(text for text, _ in paragraphs)
     text = "\n".join(texts)
     return Article(

@@ -157,7 +157,7 @@ def _post_retries(db: sqlite_utils.Database) -> None:
     db["post_retries"].create({
         "source_id": str, "key": str, "url": str, "error": str, "failures": int, "first_failed_at": str,
         "last_failed_at": str,
-    }, pk=("source_id", "key"), not_null={"url"}, defaults={"failures": 0})
+    }, pk=("source_id", "key"), not_null={"url"}, defaults={"failures": 0}, if_not_exists=True)
 
 
 def adopt_target_rows(conn: sqlite3.Connection, old: str, new: str) -> int:
@@ -196,8 +196,21 @@ def _search_and_page_indexes(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS idx_articles_updated ON articles (updated_at)")
 
 
+def _quarantine(db: sqlite_utils.Database) -> None:
+    # Items that failed processing, with their reason; and dates no source can mean (year 9999, 1970)
+    # stored before the edge clamped them: those articles count as published when first seen.
+    db["quarantine"].create({
+        "source_id": str, "key": str, "url": str, "reason": str, "stage": str, "first_seen_at": str,
+        "last_seen_at": str, "count": int, "retry_at": str,
+    }, pk=("source_id", "key"), not_null={"reason", "first_seen_at", "last_seen_at", "count"}, if_not_exists=True)
+    db.execute("UPDATE articles SET published_at = NULL WHERE published_at < '1990-01-01' OR published_at > "
+               "strftime('%Y-%m-%dT%H:%M:%S+00:00', first_seen_at, '+2 days')")
+    db.execute("UPDATE articles SET updated_at = NULL WHERE updated_at < '1990-01-01' OR updated_at > "
+               "strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now', '+2 days')")
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
-    _v1, _v2, _v3, _delivery_claims, _target_identity, _post_retries, _search_and_page_indexes)
+    _v1, _v2, _v3, _delivery_claims, _target_identity, _post_retries, _search_and_page_indexes, _quarantine)
 SCHEMA_VERSION = len(MIGRATIONS)
 FEEDBOT_TABLES = frozenset({"sources", "pages", "articles", "classifications", "deliveries", "targets", "meta"})
 

@@ -11,12 +11,15 @@ from pathlib import Path
 import feedparser
 import pytest
 from lxml import etree
+from lxml import html as lxml_html
 
 from feedbot.errors import ConfigError, PublishError
 from feedbot.publish import feeds
 from feedbot.store import Store
 from tests.feeds_helpers import (
     BAD_MARKERS,
+    HOSTILE_EXCERPT,
+    HOSTILE_TITLE,
     TOPICS,
     article,
     edited,
@@ -24,6 +27,7 @@ from tests.feeds_helpers import (
     feeds_config,
     fill_store,
     fixed_now,
+    live_markup,
 )
 
 CHANNELS = (*TOPICS, "all")
@@ -200,15 +204,25 @@ def test_hostile_content_never_reaches_a_feed(world):
     for cid in ("carbon-market", "all"):
         for ext in ("xml", "atom", "json"):
             raw = (config.feeds_dir / f"{cid}.{ext}").read_bytes().decode("utf-8").lower()
-            for marker in BAD_MARKERS:
+            for marker in BAD_MARKERS:  # a raw "<script" in XML or JSON would be an element, not text
                 assert marker not in raw, (cid, ext, marker)
         parsed = feedparser.parse((config.feeds_dir / f"{cid}.atom").read_bytes())
-        entry = next(e for e in parsed.entries if e.title == "碳市场扩容")
+        entry = next(e for e in parsed.entries if e.title == HOSTILE_TITLE)
         # The harmless parts survive: text, the image and the ordinary link.
         assert "全国碳市场扩容。" in entry.content[0].value
         assert 'href="https://ex.org/ok"' in entry.content[0].value
         assert "https://img.example.org/a.png" in entry.content[0].value
-        assert entry.summary == "配额履约"
+        # Title and excerpt are plain text: what they say, literally, never markup.
+        assert entry.summary == HOSTILE_EXCERPT
+        # Every field a reader treats as HTML holds no live markup after one decode.
+        rss = etree.fromstring((config.feeds_dir / f"{cid}.xml").read_bytes())
+        atom = etree.fromstring((config.feeds_dir / f"{cid}.atom").read_bytes())
+        document = json.loads((config.feeds_dir / f"{cid}.json").read_bytes())
+        fields = [el.text or "" for el in rss.iter("description", "{http://purl.org/rss/1.0/modules/content/}encoded")]
+        fields += [el.text or "" for el in atom.iter("{http://www.w3.org/2005/Atom}content")]
+        fields += [item["content_html"] for item in document["items"]]
+        for fragment in fields:
+            assert live_markup(fragment) == [], fragment[:200]
 
 
 def test_control_characters_and_empty_channels_still_make_valid_feeds(tmp_path: Path):
@@ -258,9 +272,10 @@ def test_stylesheet_turns_both_feed_kinds_into_a_page(world):
         assert b'<?xml-stylesheet type="text/xsl" href="feed.xsl"?>' in raw
         page = str(transform(etree.fromstring(raw)))
         assert "碳市场 · feedbot" in page
+        shown = lxml_html.fromstring(page).text_content()
         for item in expected(items, "carbon-market"):
-            assert item.title in page
-        assert "<script" not in page.lower()
+            assert item.title in shown  # as text: the hostile title reads literally
+        assert live_markup(page) == []
 
 
 def test_unwritable_feeds_dir_is_a_publish_error(tmp_path: Path):

@@ -17,7 +17,17 @@ from feedbot.publish import feeds
 from feedbot.store import Store
 from feedbot.web.channel import PAGE_SIZE
 from feedbot.web.pages import render_index
-from tests.feeds_helpers import BAD_MARKERS, TOPICS, article, expected, feeds_config, fill_store, fixed_now, serving
+from tests.feeds_helpers import (
+    BAD_MARKERS,
+    HOSTILE_TITLE,
+    TOPICS,
+    article,
+    expected,
+    feeds_config,
+    fill_store,
+    fixed_now,
+    serving,
+)
 
 EXTRA = 2 * PAGE_SIZE + 3  # carbon-market gets three pages
 KNOWN_TITLE = "全国温室气体自愿减排交易市场重启"
@@ -167,8 +177,9 @@ async def test_search_results_come_in_pages(world):
 
 async def test_hostile_content_and_queries_show_as_text_escaped_once(world):
     config, store, items, _ = world
-    hostile = next(i for i in items if i.title == "碳市场扩容")
-    hostile_id = store.search("碳市场扩容").hits[0].article.id
+    hostile = next(i for i in items if i.title == HOSTILE_TITLE)
+    # Titles are plain text: the hostile one is stored (and searched) literally, markup and all.
+    hostile_id = store.search("onerror=alert(1)>扩容").hits[0].article.id
     async with serving(config, store) as server, aiohttp.ClientSession() as http:
         for path in ("/c/carbon-market/", f"/a/{hostile_id}", "/search?q=扩容", "/c/all/"):
             _, body = await fetch(http, server.url + path)
