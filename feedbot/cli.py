@@ -146,7 +146,7 @@ def status(state: CliState, as_json: bool) -> None:
 
 def _start_logging(state: CliState, config: Config) -> None:
     token = config.telegram.token.reveal() if config.telegram.token else ""
-    setup_logging(state.log_level, env=state.env, secrets=[token])
+    setup_logging(state.log_level, env=state.env, secrets=[token, *config.url_secrets()])
 
 
 @cli.command()

@@ -16,6 +16,7 @@ from aiohttp import web
 from feedbot.clock import format_http_date, parse_http_date
 from feedbot.errors import PublishError
 from feedbot.publish import feeds
+from feedbot.settings.secrets import redact
 from feedbot.web.pages import INDEX_CSP, render_index, render_opml
 
 CONTENT_TYPES = {
@@ -255,13 +256,25 @@ async def _healthz(request: web.Request) -> web.StreamResponse:
         healthy, details = check() if check else (True, {})
     except Exception as exc:  # a broken check is itself a reason to report unhealthy, not to answer 500
         healthy, details = False, {"error": f"health check failed: {type(exc).__name__}"}
-    body = {"status": "ok" if healthy else "unhealthy", **details}
+    # /healthz is public behind the documented proxy: no string in it may carry URL credentials or a token.
+    body = _redacted({"status": "ok" if healthy else "unhealthy", **details})
     return web.json_response(
         body,
         status=200 if healthy else 503,
         dumps=lambda v: json.dumps(v, default=str),
         headers={"Cache-Control": "no-store"},
     )
+
+
+def _redacted(value: Any) -> Any:
+    """Every string inside a JSON-like value, redacted."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {redact(str(k)): _redacted(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redacted(v) for v in value]
+    return value
 
 
 async def _metrics(request: web.Request) -> web.StreamResponse:
