@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 import click
 
@@ -22,6 +22,7 @@ from feedbot.errors import FeedbotError
 from feedbot.ops.logs import setup_logging
 from feedbot.ops.status import render_status
 from feedbot.settings.config import Config, find_config, load_config, parse_config
+from feedbot.settings.paths import check_state_dir
 
 EXIT_USAGE = 2  # bad configuration or arguments: nothing was written
 
@@ -35,11 +36,17 @@ class CliState:
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     _config: Config | None = None
 
-    def config(self) -> Config:
-        """Load and validate the configuration once, or exit 2 with the error."""
+    def config(self, *, state_dir: Literal["check", "create"] | None = None) -> Config:
+        """Load and validate the configuration once, or exit 2 with the error; ``state_dir``: check it (or
+        create it) too."""
         if self._config is None:
             try:
                 self._config = load_config(find_config(self.config_option, self.env), self.env)
+            except FeedbotError as exc:
+                fail(str(exc), EXIT_USAGE)
+        if state_dir is not None:
+            try:
+                check_state_dir(self._config, create=state_dir == "create")
             except FeedbotError as exc:
                 fail(str(exc), EXIT_USAGE)
         return self._config
@@ -106,8 +113,8 @@ def cli(ctx: click.Context, config_option: str | None, verbose: int, quiet: int)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def check_config(state: CliState, as_json: bool) -> None:
-    """Validate the configuration and print it resolved (secrets redacted)."""
-    resolved = state.config().as_dict()
+    """Validate the configuration (and that the state directory is usable) and print it resolved (secrets redacted)."""
+    resolved = state.config(state_dir="check").as_dict()
     if as_json:
         click.echo(json.dumps(resolved, ensure_ascii=False, indent=2))
         return
@@ -153,7 +160,7 @@ def _start_logging(state: CliState, config: Config) -> None:
 @click.pass_obj
 def run(state: CliState) -> None:
     """Run the daemon: poll on schedule, publish feeds and Telegram messages, serve the web pages."""
-    config = state.config()
+    config = state.config(state_dir="create")
     _start_logging(state, config)
     sys.exit(_run(Daemon(config, state.env).run_forever()))
 
@@ -162,7 +169,7 @@ def run(state: CliState) -> None:
 @click.pass_obj
 def once(state: CliState) -> None:
     """Run one full cycle (poll every source, classify, publish, drain) and exit."""
-    config = state.config()
+    config = state.config(state_dir="create")
     _start_logging(state, config)
     sys.exit(_run(Daemon(config, state.env).run_once()))
 
@@ -185,7 +192,7 @@ def demo(state: CliState, state_dir: str, port: int, duration: float | None) -> 
 @click.pass_obj
 def backfill(state: CliState, source_id: str, since: str) -> None:
     """Fetch a source's older posts on demand, politely."""
-    config = state.config()
+    config = state.config(state_dir="create")
     source_config = next((s for s in config.sources if s.id == source_id), None)
     if source_config is None:
         fail(f"no source {source_id!r} in the configuration (have: {', '.join(s.id for s in config.sources)})",
