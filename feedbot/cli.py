@@ -246,7 +246,9 @@ def classify(state: CliState, file: str | None) -> None:
     app = App(state.rules_config())  # touches no state: nothing is opened
     name = file if file and file != "-" else "<stdin>"
     try:
-        with click.open_file(file or "-", encoding="utf-8") as lines:
+        # surrogateescape: an undecodable byte reaches read_articles, which names its line (a strict decoder
+        # would fail a whole chunk ahead, at no particular line).
+        with click.open_file(file or "-", encoding="utf-8", errors="surrogateescape") as lines:
             for record in app.classify_lines(lines, name):
                 click.echo(json.dumps(record, ensure_ascii=False))
     except OSError as exc:
