@@ -23,6 +23,7 @@ from feedbot.ops.logs import setup_logging
 from feedbot.ops.status import render_status
 from feedbot.settings.config import Config, find_config, load_config, parse_config
 from feedbot.settings.paths import check_state_dir
+from feedbot.settings.secrets import redact
 
 EXIT_USAGE = 2  # bad configuration or arguments: nothing was written
 
@@ -66,8 +67,8 @@ class CliState:
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    """Print one clear line to stderr and exit."""
-    click.echo(f"feedbot: {message}", err=True)
+    """Print one clear line to stderr and exit (URL credentials and token shapes redacted)."""
+    click.echo(f"feedbot: {redact(message)}", err=True)
     sys.exit(code)
 
 
@@ -219,7 +220,7 @@ def backfill(state: CliState, source_id: str, since: str) -> None:
         for bar in bars:
             bar.__exit__(None, None, None)
     for error in report.errors:
-        click.echo(f"feedbot: {error}", err=True)
+        click.echo(f"feedbot: {redact(error)}", err=True)
     click.echo(f"{source_id}: {report.saved} of {report.planned} post(s) stored"
                + (f", {len(report.errors)} failed (run again to retry them)" if report.errors else ""))
     if report.errors and not report.saved:

@@ -14,9 +14,10 @@ from pathlib import Path
 import httpx
 from click.testing import CliRunner
 
+from feedbot.app import App
 from feedbot.cli import cli
 from feedbot.daemon import Daemon
-from feedbot.settings.config import load_config
+from feedbot.settings.config import load_config, parse_config
 from tests.doubles.site import SampleSite
 
 USER = "feedreader-alice"
@@ -135,3 +136,20 @@ async def test_healthz_shows_no_credentials(tmp_path):
                 assert_hidden(answer, "/healthz (an old row)")
         finally:
             await daemon.close()
+
+
+RELATIVE_RSS = """<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t</title><link>/</link>
+<item><title>全国碳市场扩容</title><link>/news/a.html</link><guid isPermaLink="false">g1</guid>
+<description>&lt;p&gt;全国碳市场配额清缴工作启动。&lt;/p&gt;</description></item></channel></rss>"""
+
+
+async def test_relative_feed_links_resolve_without_the_credentials(tmp_path):
+    async with SampleSite() as site:
+        site.put("/relative.xml", RELATIVE_RSS, "application/rss+xml")
+        config = parse_config({"state_dir": str(tmp_path / "state"), "sources": [
+            {"id": "f", "kind": "feed", "url": with_credentials(site.url("/relative.xml"))}]}, None, {})
+        async with App(config) as app:
+            assert (await app.poll("f", deadline=30)).new == 1
+            [article_id] = app.store.article_ids()
+            assert app.store.article(article_id).url == site.url("/news/a.html")
+        assert site.request_headers["/relative.xml"].get("Authorization", "").startswith("Basic ")
