@@ -234,8 +234,7 @@ def _parse_telegram(table: Mapping[str, Any], where: Where, token: Secret | None
     return TelegramConfig(
         token=token,
         api_base_url=http_url(table.get("api_base_url", d.api_base_url), "telegram.api_base_url", where).rstrip("/"),
-        max_backlog=bounded_int(table.get("max_backlog", d.max_backlog), "telegram.max_backlog", where,
-                                maximum=1000),
+        max_backlog=bounded_int(table.get("max_backlog", d.max_backlog), "telegram.max_backlog", where),
         link_preview=expect(table.get("link_preview", d.link_preview), bool, "telegram.link_preview", where,
                              "true or false"),
         edit_window=parse_duration(table.get("edit_window", d.edit_window), "telegram.edit_window", where),
@@ -356,7 +355,7 @@ def parse_config(data: Mapping[str, Any], path: Path | None, env: Mapping[str, s
         sections[name] = expect(data.get(name, {}), dict, name, where, f"a table ([{name}])")
     check_keys(sections["feeds"], FEEDS_KEYS, where, "feeds.")
     feeds = FeedsConfig(entry_limit=bounded_int(sections["feeds"].get("entry_limit", 50), "feeds.entry_limit",
-                                                 where, 1, 10_000))
+                                                 where, 1, 100_000))
     topics, chats = _parse_topics(data.get("topics", {}), where)
     sources = _parse_sources(data["sources"], where) if "sources" in data else default_sources()
     return Config(

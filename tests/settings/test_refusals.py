@@ -38,6 +38,8 @@ VALUE_CASES = [
     ("base-url-port", '[web]\nbase_url = "https://feeds.example.org:70000"\n', "web.base_url"),
     ("max-backlog-huge", "[telegram]\nmax_backlog = 1000000000000000000\n", "telegram.max_backlog"),
     ("entry-limit-huge", "[feeds]\nentry_limit = 1000000000\n", "feeds.entry_limit"),
+    ("backfill-huge", SOURCE.format(url=QUIET_URL, interval='"10m"') + "backfill = 10000000000\n",
+     "sources[0].backfill"),
 ]
 
 
