@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 import click
 
@@ -22,6 +22,8 @@ from feedbot.errors import FeedbotError
 from feedbot.ops.logs import setup_logging
 from feedbot.ops.status import render_status
 from feedbot.settings.config import Config, find_config, load_config, parse_config
+from feedbot.settings.paths import check_state_dir
+from feedbot.settings.secrets import redact
 
 EXIT_USAGE = 2  # bad configuration or arguments: nothing was written
 
@@ -35,11 +37,17 @@ class CliState:
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     _config: Config | None = None
 
-    def config(self) -> Config:
-        """Load and validate the configuration once, or exit 2 with the error."""
+    def config(self, *, state_dir: Literal["check", "create"] | None = None) -> Config:
+        """Load and validate the configuration once, or exit 2 with the error; ``state_dir``: check it (or
+        create it) too."""
         if self._config is None:
             try:
                 self._config = load_config(find_config(self.config_option, self.env), self.env)
+            except FeedbotError as exc:
+                fail(str(exc), EXIT_USAGE)
+        if state_dir is not None:
+            try:
+                check_state_dir(self._config, create=state_dir == "create")
             except FeedbotError as exc:
                 fail(str(exc), EXIT_USAGE)
         return self._config
@@ -59,8 +67,8 @@ class CliState:
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    """Print one clear line to stderr and exit."""
-    click.echo(f"feedbot: {message}", err=True)
+    """Print one clear line to stderr and exit (URL credentials and token shapes redacted)."""
+    click.echo(f"feedbot: {redact(message)}", err=True)
     sys.exit(code)
 
 
@@ -107,8 +115,8 @@ def cli(ctx: click.Context, config_option: str | None, verbose: int, quiet: int)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def check_config(state: CliState, as_json: bool) -> None:
-    """Validate the configuration and print it resolved (secrets redacted)."""
-    resolved = state.config().as_dict()
+    """Validate the configuration (and that the state directory is usable) and print it resolved (secrets redacted)."""
+    resolved = state.config(state_dir="check").as_dict()
     if as_json:
         click.echo(json.dumps(resolved, ensure_ascii=False, indent=2))
         return
@@ -147,14 +155,14 @@ def status(state: CliState, as_json: bool) -> None:
 
 def _start_logging(state: CliState, config: Config) -> None:
     token = config.telegram.token.reveal() if config.telegram.token else ""
-    setup_logging(state.log_level, env=state.env, secrets=[token])
+    setup_logging(state.log_level, env=state.env, secrets=[token, *config.url_secrets()])
 
 
 @cli.command()
 @click.pass_obj
 def run(state: CliState) -> None:
     """Run the daemon: poll on schedule, publish feeds and Telegram messages, serve the web pages."""
-    config = state.config()
+    config = state.config(state_dir="create")
     _start_logging(state, config)
     sys.exit(_run(Daemon(config, state.env).run_forever()))
 
@@ -163,7 +171,7 @@ def run(state: CliState) -> None:
 @click.pass_obj
 def once(state: CliState) -> None:
     """Run one full cycle (poll every source, classify, publish, drain) and exit."""
-    config = state.config()
+    config = state.config(state_dir="create")
     _start_logging(state, config)
     sys.exit(_run(Daemon(config, state.env).run_once()))
 
@@ -186,7 +194,7 @@ def demo(state: CliState, state_dir: str, port: int, duration: float | None) -> 
 @click.pass_obj
 def backfill(state: CliState, source_id: str, since: str) -> None:
     """Fetch a source's older posts on demand, politely."""
-    config = state.config()
+    config = state.config(state_dir="create")
     source_config = next((s for s in config.sources if s.id == source_id), None)
     if source_config is None:
         fail(f"no source {source_id!r} in the configuration (have: {', '.join(s.id for s in config.sources)})",
@@ -213,7 +221,7 @@ def backfill(state: CliState, source_id: str, since: str) -> None:
         for bar in bars:
             bar.__exit__(None, None, None)
     for error in report.errors:
-        click.echo(f"feedbot: {error}", err=True)
+        click.echo(f"feedbot: {redact(error)}", err=True)
     click.echo(f"{source_id}: {report.saved} of {report.planned} post(s) stored"
                + (f", {len(report.errors)} failed (run again to retry them)" if report.errors else ""))
     if report.errors and not report.saved:
@@ -257,7 +265,9 @@ def classify(state: CliState, file: str | None) -> None:
     app = App(state.rules_config())  # touches no state: nothing is opened
     name = file if file and file != "-" else "<stdin>"
     try:
-        with click.open_file(file or "-", encoding="utf-8") as lines:
+        # surrogateescape: an undecodable byte reaches read_articles, which names its line (a strict decoder
+        # would fail a whole chunk ahead, at no particular line).
+        with click.open_file(file or "-", encoding="utf-8", errors="surrogateescape") as lines:
             for record in app.classify_lines(lines, name):
                 click.echo(json.dumps(record, ensure_ascii=False))
     except OSError as exc:

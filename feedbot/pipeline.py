@@ -15,6 +15,7 @@ from feedbot.clock import utcnow
 from feedbot.errors import FeedbotError, FetchError, StateError
 from feedbot.model import Article, Classification, Entry
 from feedbot.settings.config import SourceConfig
+from feedbot.settings.secrets import redact
 from feedbot.settings.topics import TopicRules
 from feedbot.sources import Source
 from feedbot.sources.edge import clean_entry, clean_text
@@ -160,6 +161,8 @@ def quarantine_item(store: Store, source_id: str, entry: Entry, exc: BaseExcepti
 def record_failure(store: Store, config: SourceConfig, error: str, failures: int, now: datetime,
                    rng: random.Random | None = None, retry_after: float | None = None) -> PollReport:
     """Record a failed poll on the source row, with its backoff, and log one line."""
+    # Error messages name the URL, and a source URL may carry credentials: store and show it without them.
+    error = redact(error)
     next_check = next_check_failed(now, config.interval, failures + 1, retry_after, rng)
     store.record_poll_failure(config.id, error=error, checked_at=now, next_check_at=next_check)
     report = PollReport(config.id, "failed", error=error, next_check_at=next_check)

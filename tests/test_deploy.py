@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from feedbot.settings.config import load_config
 from tests.conftest import require_program
@@ -46,7 +52,8 @@ def test_unit_exposure_is_at_most_1_5(tmp_path):
 def test_unit_has_the_promised_settings():
     text = (DEPLOY / "feedbot.service").read_text()
     for setting in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "DynamicUser=yes", "StateDirectory=feedbot",
-                    "ConfigurationDirectory=feedbot", "LoadCredential=telegram_token:", "NoNewPrivileges=yes",
+                    "ConfigurationDirectory=feedbot", "LoadCredential=telegram_token:", "SetCredential=telegram_token:",
+                    "NoNewPrivileges=yes",
                     "ProtectSystem=strict", "SystemCallFilter=@system-service"):
         assert setting in text, setting
     # Every setting line is explained by a comment somewhere above it in its block.
@@ -59,3 +66,70 @@ def test_example_configuration_is_valid_and_has_the_real_source():
     assert config.sources[0].kind == "jekyll"
     assert set(config.chats) == {"carbon-market", "adaptation-2035", "climate-finance", "carbon-manager"}
     assert config.state_dir == Path("/var/lib/feedbot") and config.telegram.token is None
+
+
+def _unit_settings(name: str) -> list[str]:
+    prefix = f"{name}="
+    return [line[len(prefix):] for line in (DEPLOY / "feedbot.service").read_text().splitlines()
+            if line.startswith(prefix)]
+
+
+def test_a_missing_token_file_has_a_blank_fallback_that_means_no_token(tmp_path):
+    """LoadCredential= alone fails the unit (243/CREDENTIALS) without the file; SetCredential= of the same ID is
+    systemd's fallback, and feedbot must read that fallback as "no token"."""
+    loaded = dict(setting.split(":", 1) for setting in _unit_settings("LoadCredential"))
+    fallback = dict(setting.split(":", 1) for setting in _unit_settings("SetCredential"))
+    assert loaded == {"telegram_token": "/etc/feedbot/telegram_token"}
+    assert set(fallback) == {"telegram_token"}
+    value = fallback["telegram_token"].encode().decode("unicode_escape")  # systemd unescapes C-style
+    assert value.strip() == ""
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "telegram_token").write_text(value)
+    config = tmp_path / "feedbot.toml"
+    config.write_text(f'state_dir = "{tmp_path / "state"}"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDBOT_")}
+    done = subprocess.run([sys.executable, "-m", "feedbot", "--config", str(config), "check-config", "--json"],
+                          capture_output=True, text=True, env={**env, "CREDENTIALS_DIRECTORY": str(credentials)})
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["telegram"]["token"] is None
+
+
+def test_the_readme_matches_the_unit():
+    readme = (DEPLOY / "README.md").read_text()
+    unit = (DEPLOY / "feedbot.service").read_text()
+    assert "SetCredential=telegram_token:\\n" in unit and "SetCredential=telegram_token:\\n" in readme
+    # nginx cannot read a 0700 state dir under /var/lib/private: the guide proxies and says why.
+    assert "UMask=0077" in unit and "StateDirectoryMode=0700" in unit
+    assert "proxy_pass http://127.0.0.1:8080;" in readme
+    assert "can serve `/var/lib/private/feedbot/feeds/` directly" not in readme
+
+
+@pytest.mark.parametrize(("umask", "dirs", "files"), [(0o077, 0o700, None), (0o022, 0o755, 0o644)],
+                         ids=["unit-umask-0077", "shell-umask-0022"])
+async def test_state_and_feed_modes_are_what_the_guide_promises(tmp_path, umask, dirs, files):
+    """Under the unit's UMask=0077 the state (database, feeds) is private to the service; under umask 022 the
+    feeds directory and files are world-readable, so any web server can serve state/feeds/ directly."""
+    from tests.doubles.site import SampleSite
+
+    async with SampleSite() as site:
+        config = tmp_path / "feedbot.toml"
+        config.write_text(f'state_dir = "{tmp_path / "state"}"\n[fetch]\ndelay = "0.01s"\n[[sources]]\nid = "hjb"\n'
+                          f'kind = "jekyll"\nurl = "{site.category_url}"\nbackfill = "all"\n')
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDBOT_")
+               and k not in ("CREDENTIALS_DIRECTORY", "NOTIFY_SOCKET")}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "feedbot", "--config", str(config), "once", env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, preexec_fn=lambda: os.umask(umask))
+        output, _ = await asyncio.wait_for(process.communicate(), 120)
+        assert process.returncode == 0, output.decode()
+    state, feeds = tmp_path / "state", tmp_path / "state" / "feeds"
+    written = sorted(feeds.iterdir())
+    assert any(p.name == "all.atom" for p in written)
+    assert stat.S_IMODE(state.stat().st_mode) == dirs
+    assert stat.S_IMODE(feeds.stat().st_mode) == dirs
+    if umask == 0o077:  # nothing in the state dir is open to group or others
+        assert all(stat.S_IMODE(p.stat().st_mode) & 0o077 == 0 for p in state.iterdir() if p.is_dir())
+        assert stat.S_IMODE((state / "feedbot.db").stat().st_mode) & 0o077 == 0
+    if files is not None:
+        assert {stat.S_IMODE(p.stat().st_mode) for p in written} == {files}

@@ -31,16 +31,32 @@ def classification_record(article_id: str, verdict: Classification) -> dict[str,
 
 
 def read_articles(lines: Iterable[str], name: str = "<stdin>") -> Iterator[Entry]:
-    """Parse JSON lines {"id", "title", "body_html", …} into entries; blank lines are skipped."""
+    """Parse JSON lines {"id", "title", "body_html", …} into entries; blank lines are skipped.
+
+    Bytes that are not UTF-8 (read with errors="surrogateescape") or a lone surrogate (a JSON escape such as
+    \\ud800) stop the run with one line naming the line: one output line per article cannot skip silently.
+    """
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         where = f"{name}:{number}"
+        _check_text(line, where, "line")
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise CorpusError(f"{where}: not JSON: {exc.msg}") from exc
         yield entry_from_row(row, where)
+
+
+def _check_text(text: str, where: str, what: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # lxml and the UTF-8 output would fail on it later, with a traceback
+        char = text[exc.start]
+        if what == "line" and "\udc80" <= char <= "\udcff":
+            byte = ord(char) - 0xDC00  # surrogateescape keeps the raw byte as U+DC80..U+DCFF
+            raise CorpusError(f"{where}: not UTF-8 (byte 0x{byte:02x} at column {exc.start + 1})") from None
+        raise CorpusError(f"{where}: {what} holds a lone surrogate (\\u{ord(char):04x}), not text") from None
 
 
 def entry_from_row(row: Any, where: str) -> Entry:
@@ -54,6 +70,8 @@ def entry_from_row(row: Any, where: str) -> Entry:
         if not isinstance(row.get(key), str):
             raise CorpusError(f"{where}: {key!r} must be a string")
     url = row.get("url") if isinstance(row.get("url"), str) else None
+    for key in ("id", "title", "body_html", "url"):
+        _check_text(str(row.get(key) or ""), where, repr(key))
     return Entry(source_id="file", key=str(article_id), url=url, title=row["title"],
                  body_html=row["body_html"])
 

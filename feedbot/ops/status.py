@@ -7,6 +7,7 @@ from typing import Any
 
 from feedbot.clock import SHANGHAI, in_shanghai
 from feedbot.settings.config import Config
+from feedbot.settings.secrets import redact, redact_url
 from feedbot.store import Store
 
 QUARANTINE_SHOWN = 50  # the most recent quarantined items `status` lists (the total is always shown)
@@ -20,9 +21,11 @@ def collect_status(store: Store, config: Config) -> dict[str, Any]:
     """Sources, article counts per topic and delivery counts per target, from the database."""
     sources = [
         {
-            "id": s.id, "kind": s.kind, "url": s.url,
+            # Rows written by older versions may hold credentials in the URL or the error: redact on display.
+            "id": s.id, "kind": s.kind, "url": redact_url(s.url),
             "last_checked_at": _when(s.last_checked_at), "last_ok_at": _when(s.last_ok_at),
-            "next_check_at": _when(s.next_check_at), "failures": s.failures, "last_error": s.last_error,
+            "next_check_at": _when(s.next_check_at), "failures": s.failures,
+            "last_error": redact(s.last_error) if s.last_error else s.last_error,
             "result": "never polled" if s.last_checked_at is None else ("ok" if s.failures == 0 else "failing"),
         }
         for s in store.source_states()
@@ -32,7 +35,8 @@ def collect_status(store: Store, config: Config) -> dict[str, Any]:
     for row in store.delivery_counts():
         entry = deliveries.setdefault(str(row.target), {"topic": row.topic, "by_status": {}})
         entry["by_status"][row.status] = entry["by_status"].get(row.status, 0) + row.count
-    targets = {str(t.target): {"state": t.status, "last_error": t.last_error, "retry_at": _when(t.retry_at)}
+    targets = {str(t.target): {"state": t.status, "last_error": redact(t.last_error) if t.last_error else None,
+                               "retry_at": _when(t.retry_at)}
                for t in store.target_states()}
     topics = [
         {"id": tid, "name": t.name, "articles": counts.get(tid, 0), "telegram_chat": config.chats.get(tid)}

@@ -13,6 +13,7 @@ from typing import Any
 from feedbot.errors import ParseError
 from feedbot.model import Entry, SourceState
 from feedbot.settings.config import SourceConfig
+from feedbot.settings.secrets import strip_userinfo
 from feedbot.sources.base import PageValidators, PollResult
 from feedbot.sources.edge import clean_document
 from feedbot.sources.feedparse import RawEntry, parse_fast, parse_slow
@@ -116,7 +117,8 @@ class FeedSource:
         if result.not_modified:
             etag, last_modified = (state.etag, state.last_modified) if state else (None, None)
             return PollResult(etag=etag, last_modified=last_modified, not_modified=True)
-        feed = parse_feed(result.content, result.final_url, self.config.id, outlet=self.config.outlet,
+        # Relative links resolve against the public form of the URL: its credentials are for fetching only.
+        feed = parse_feed(result.content, strip_userinfo(result.final_url), self.config.id, outlet=self.config.outlet,
                           content_type=result.content_type)
         entries = self.select(feed.entries, known, state)
         return PollResult(entries=entries, etag=result.etag, last_modified=result.last_modified,

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin
 
 import aiohttp
 from yarl import URL
@@ -23,6 +23,7 @@ from feedbot import PROJECT_URL, __version__
 from feedbot.clock import parse_http_date  # re-exported: one HTTP-date reader for client and server
 from feedbot.errors import FetchError
 from feedbot.settings.config import FetchConfig
+from feedbot.settings.secrets import redact_url
 from feedbot.sources.charset import (  # re-exported: the Fetcher's callers read charsets through here
     ENCODING_ALIASES,
     canonical_encoding,
@@ -69,17 +70,8 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 
 
 def shown(url: str) -> str:
-    """A URL as it may appear in a message or a log: without user:password@."""
-    if "@" not in url:
-        return url
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url.rpartition("@")[2]
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    """A URL as it may appear in a message or a log: its user:password@ as ***@ (one rule: settings.secrets)."""
+    return redact_url(url)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from feedbot.clock import SHANGHAI
 from feedbot.errors import FetchError, ParseError
 from feedbot.model import Entry, SourceState
 from feedbot.settings.config import SourceConfig
+from feedbot.settings.secrets import strip_userinfo
 from feedbot.sources.base import PageRecord, PageValidators, PollResult, body_digest
 from feedbot.sources.http import Fetcher, FetchResult
 
@@ -349,7 +350,8 @@ class JekyllSource:
                               content_hash=digest)
             if stored and stored.content_hash == digest:
                 return _PostOutcome(link, page=page)
-            entry = parse_post(result.text, link.url, self.config.id, self.config.outlet)
+            # The article's public URL: credentials of the source URL are for fetching, never for readers.
+            entry = parse_post(result.text, strip_userinfo(link.url), self.config.id, self.config.outlet)
             return _PostOutcome(link, entry=entry, page=page)
         except (FetchError, ParseError) as exc:
             return _PostOutcome(link, error=str(exc), failure=exc)

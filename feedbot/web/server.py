@@ -11,9 +11,13 @@ URL scheme (every path relative to the public base URL; pages link relatively, s
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
 import json
+import logging
+import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +29,7 @@ from aiohttp import web
 from feedbot.clock import format_http_date, parse_http_date
 from feedbot.errors import PublishError
 from feedbot.publish import feeds
+from feedbot.settings.secrets import redact
 from feedbot.web.article import render_article
 from feedbot.web.channel import find_channel, render_channel
 from feedbot.web.layout import PAGE_CSP
@@ -53,8 +58,15 @@ HTML_TYPE = "text/html; charset=utf-8"
 PAGE_CACHE_CONTROL = "no-cache"
 MAX_PAGE_NUMBER = 1_000_000
 
+IDLE_TIMEOUT = 15.0  # seconds a connection may stay open without a request (also between keep-alive requests)
+ALL_INTERFACES = ("", "0.0.0.0", "::")
+ACCEPT_FAILED = "socket.accept() out of system resource"  # asyncio's message for EMFILE/ENFILE/ENOBUFS/ENOMEM
+ACCEPT_REPORT_EVERY = 60.0  # seconds between two log lines about failing accepts
+
 # The stylesheet ships with the code: it changes only when the process does.
 _STARTED = datetime.now(UTC).replace(microsecond=0)
+
+log = logging.getLogger("feedbot.web")
 
 Health = Callable[[], tuple[bool, Mapping[str, Any]]]
 Metrics = Callable[[], str]
@@ -109,6 +121,7 @@ class WebServer:
     site: web.TCPSite
     host: str
     port: int
+    accept_errors: _AcceptErrors | None = None
 
     @property
     def url(self) -> str:
@@ -119,6 +132,8 @@ class WebServer:
     async def close(self) -> None:
         """Stop listening and finish open requests."""
         await self.runner.cleanup()
+        if self.accept_errors is not None:
+            self.accept_errors.uninstall()
 
 
 _CONFIG = web.AppKey("config", object)
@@ -154,9 +169,50 @@ def create_app(
     return app
 
 
-async def start_web(app: web.Application, host: str = "127.0.0.1", port: int = 8080) -> WebServer:
+class _AcceptErrors:
+    """Folds asyncio's reports of a failed accept() (EMFILE: out of file descriptors) into one line a minute.
+
+    asyncio already backs off by itself (it stops accepting for a second, then tries again), but it reports
+    every failed attempt, up to the listen backlog each time, with a traceback: thousands of lines a second.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, idle_timeout: float):
+        self.loop = loop
+        self.idle_timeout = idle_timeout
+        self.previous = loop.get_exception_handler()
+        self.last_report = -math.inf
+        self.suppressed = 0
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if context.get("message") != ACCEPT_FAILED:
+            if self.previous is not None:
+                self.previous(loop, context)
+            else:
+                loop.default_exception_handler(context)
+            return
+        now = time.monotonic()
+        if now - self.last_report < ACCEPT_REPORT_EVERY:
+            self.suppressed += 1
+            return
+        exc = context.get("exception")
+        reason = (exc.strerror if isinstance(exc, OSError) else None) or exc or "unknown error"
+        log.warning("web server cannot accept connections: %s (%d more such failure(s) since the last report); "
+                    "retrying every second, idle connections close after %gs", reason, self.suppressed,
+                    self.idle_timeout)
+        self.last_report, self.suppressed = now, 0
+
+    def uninstall(self) -> None:
+        """Put back the handler that was there before."""
+        if self.loop.get_exception_handler() is self:
+            self.loop.set_exception_handler(self.previous)
+
+
+async def start_web(app: web.Application, host: str = "127.0.0.1", port: int = 8080, *,
+                    idle_timeout: float = IDLE_TIMEOUT) -> WebServer:
     """Bind and serve ``app`` in the running event loop (port 0 picks a free port)."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # keepalive_timeout also starts when a connection opens, so a client that never sends (or never finishes)
+    # a request is closed too; aiohttp's default (an hour) lets idle sockets eat the descriptor limit.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=idle_timeout)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     try:
@@ -165,7 +221,13 @@ async def start_web(app: web.Application, host: str = "127.0.0.1", port: int = 8
         await runner.cleanup()
         raise PublishError(f"web.listen: cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     bound = runner.addresses[0] if runner.addresses else (host, port)
-    return WebServer(runner=runner, site=site, host=host, port=int(bound[1]))
+    if host in ALL_INTERFACES:
+        log.warning("web server listens on ALL interfaces (%s port %d): anyone who can reach this machine can "
+                    "read the feeds, /healthz and /metrics; set web.listen = \"127.0.0.1:%d\" to keep it local",
+                    host or "0.0.0.0", int(bound[1]), int(bound[1]))
+    accept_errors = _AcceptErrors(asyncio.get_running_loop(), idle_timeout)
+    asyncio.get_running_loop().set_exception_handler(accept_errors)
+    return WebServer(runner=runner, site=site, host=host, port=int(bound[1]), accept_errors=accept_errors)
 
 
 @web.middleware
@@ -282,13 +344,25 @@ async def _healthz(request: web.Request) -> web.StreamResponse:
         healthy, details = check() if check else (True, {})
     except Exception as exc:  # a broken check is itself a reason to report unhealthy, not to answer 500
         healthy, details = False, {"error": f"health check failed: {type(exc).__name__}"}
-    body = {"status": "ok" if healthy else "unhealthy", **details}
+    # /healthz is public behind the documented proxy: no string in it may carry URL credentials or a token.
+    body = _redacted({"status": "ok" if healthy else "unhealthy", **details})
     return web.json_response(
         body,
         status=200 if healthy else 503,
         dumps=lambda v: json.dumps(v, default=str),
         headers={"Cache-Control": "no-store"},
     )
+
+
+def _redacted(value: Any) -> Any:
+    """Every string inside a JSON-like value, redacted."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {redact(str(k)): _redacted(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redacted(v) for v in value]
+    return value
 
 
 async def _metrics(request: web.Request) -> web.StreamResponse:
