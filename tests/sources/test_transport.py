@@ -52,8 +52,8 @@ async def test_proxy_credentials_are_sent_as_proxy_authorization(monkeypatch):
     assert proxy.request_headers[0]["Proxy-Authorization"] == expected
 
 
-def test_shown_drops_userinfo_only():
-    assert shown("https://bob:secret@feeds.example.org:8443/a?b=1") == "https://feeds.example.org:8443/a?b=1"
+def test_shown_masks_userinfo_only():
+    assert shown("https://bob:secret@feeds.example.org:8443/a?b=1") == "https://***@feeds.example.org:8443/a?b=1"
     assert shown("https://feeds.example.org/@someone") == "https://feeds.example.org/@someone"
 
 
@@ -65,8 +65,8 @@ async def test_error_messages_never_carry_url_credentials():
     async with Fetcher(FetchConfig(timeout=1, deadline=2)) as client:
         with pytest.raises(FetchError) as caught:
             await client.get(url)
-    assert str(caught.value).startswith(f"cannot connect to http://127.0.0.1:{port}/feed.xml")
-    assert "secret" not in str(caught.value)
+    assert str(caught.value).startswith(f"cannot connect to http://***@127.0.0.1:{port}/feed.xml")
+    assert "secret" not in str(caught.value) and "bob" not in str(caught.value)
 
 
 async def test_a_closed_fetcher_refuses_new_requests():
