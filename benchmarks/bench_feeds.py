@@ -22,7 +22,7 @@ from feedbot.model import Classification, Entry, TopicMatch  # noqa: E402
 from feedbot.publish import feeds  # noqa: E402
 from feedbot.sources.normalize import normalize  # noqa: E402
 from feedbot.store import Store  # noqa: E402
-from feedbot.web.server import render_index  # noqa: E402
+from feedbot.web.pages import render_index  # noqa: E402
 from tests.feeds_helpers import TOPICS, feeds_config  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus" / "dev.jsonl"

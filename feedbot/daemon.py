@@ -22,7 +22,8 @@ from feedbot.ops.metrics import Metrics
 from feedbot.ops.notify import Notifier
 from feedbot.pipeline import PollReport
 from feedbot.settings.config import Config
-from feedbot.web.server import WebServer, create_app, start_web
+from feedbot.web.listen import WebServer, start_web
+from feedbot.web.server import create_app
 
 log = logging.getLogger("feedbot")
 

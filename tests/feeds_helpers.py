@@ -11,7 +11,8 @@ from feedbot.model import Article, Classification, Entry, TopicMatch
 from feedbot.settings.config import Config, parse_config
 from feedbot.sources.normalize import content_hash, normalize
 from feedbot.store import Store
-from feedbot.web.server import WebServer, create_app, start_web
+from feedbot.web.listen import WebServer, start_web
+from feedbot.web.server import create_app
 
 TOPICS = ("carbon-market", "adaptation-2035", "climate-finance", "carbon-manager")
 HOSTILE_TITLE = '<script>alert("t")</script>碳市场<img src=x onerror=alert(1)>扩容'

@@ -7,7 +7,7 @@ from typing import Literal
 
 from feedbot.classify.mainland import pieces_to_mainland
 from feedbot.model import Article
-from feedbot.settings.topics import fold
+from feedbot.settings.fold import fold
 
 Where = Literal["title", "heading", "body"]
 
@@ -18,7 +18,7 @@ class Unit:
 
     where: Where
     text: str  # as published (excerpts quote it)
-    folded: str  # as matched: folded (settings.topics.fold) and read as mainland Simplified usage
+    folded: str  # as matched: folded (settings.fold) and read as mainland Simplified usage
     section: int  # index into article.sections; -1 for the title
     in_lead: bool  # part of the article's first section, which is judged only with the whole text
     size: float  # reading length: CJK characters, with Latin letters counting a quarter

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import ahocorasick
 
 from feedbot.classify.mainland import phrase_to_mainland
-from feedbot.settings.topics import TopicRules, fold
+from feedbot.settings.fold import fold
+from feedbot.settings.topics import TopicRules
 
 # Roles a phrase plays for a topic. Excluding phrases sort first so that an exclusion with the
 # same span as a term wins.

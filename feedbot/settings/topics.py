@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import difflib
-import math
 import re
 import tomllib
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from importlib import resources
@@ -14,6 +11,18 @@ from typing import Any
 
 from feedbot.errors import RulesError
 from feedbot.model import ALL_CHANNEL
+from feedbot.settings.rulecheck import (
+    boolean,
+    check_keys,
+    number,
+    phrase,
+    show,
+    string,
+    strings,
+    suggest,
+    term_key,
+    unique,
+)
 
 DEFAULTS_WHERE = "feedbot/data/topics.toml"
 TOPIC_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -80,17 +89,6 @@ class TopicRules:
 
 
 # Quotes and title marks vary between outlets (《巴黎协定》第六条 vs 巴黎协定第六条); matching ignores them.
-_IGNORED = re.compile("[《》〈〉“”‘’「」『』\"']")
-
-
-def fold(text: str) -> str:
-    """Fold text for matching: NFKC (full-width → ASCII), lower case, no quotes.
-
-    Traditional characters are read as Simplified by the classifier (feedbot.classify.mainland).
-    """
-    return _IGNORED.sub("", unicodedata.normalize("NFKC", text).lower())
-
-
 @dataclass(frozen=True)
 class RuleDefaults:
     """Values every topic inherits unless it sets its own (the [defaults] table)."""
@@ -119,19 +117,19 @@ def merge_topics(defaults: dict[str, TopicRules], user: dict[str, dict], where: 
     """
     merged = dict(defaults)
     if not isinstance(user, Mapping):
-        raise RulesError(f"{where}: topics: expected a table, got {_show(user)}")
+        raise RulesError(f"{where}: topics: expected a table, got {show(user)}")
     for topic_id, table in user.items():
         path = f"topics.{topic_id}"
         if not isinstance(table, Mapping):
-            raise RulesError(f"{where}: {path}: expected a table, got {_show(table)}")
+            raise RulesError(f"{where}: {path}: expected a table, got {show(table)}")
         if topic_id in defaults:
             base = defaults[topic_id]
         elif "name" in table and "terms" in table:
             base = None
         else:
-            raise RulesError(f"{where}: {path}: unknown topic {_show(topic_id)}"
-                             f"{_suggest(topic_id, defaults)}; a new topic needs at least name and terms")
-        if not _bool(table.get("enabled", True), where, f"{path}.enabled"):
+            raise RulesError(f"{where}: {path}: unknown topic {show(topic_id)}"
+                             f"{suggest(topic_id, defaults)}; a new topic needs at least name and terms")
+        if not boolean(table.get("enabled", True), where, f"{path}.enabled"):
             merged.pop(topic_id, None)
             continue
         merged[topic_id] = _build_topic(topic_id, table, base, _default_settings(), where)
@@ -147,7 +145,7 @@ def merge_topics(defaults: dict[str, TopicRules], user: dict[str, dict], where: 
 
 def parse_topics(data: Mapping[str, Any], where: str) -> dict[str, TopicRules]:
     """Build topics from a whole rules document: optional [defaults] and [topics.<id>] tables."""
-    _check_keys(data, ("defaults", "topics"), where, "")
+    check_keys(data, ("defaults", "topics"), where, "")
     settings = _parse_defaults(data.get("defaults", {}), where)
     tables = data.get("topics", {})
     if not isinstance(tables, Mapping) or not tables:
@@ -155,8 +153,8 @@ def parse_topics(data: Mapping[str, Any], where: str) -> dict[str, TopicRules]:
     topics: dict[str, TopicRules] = {}
     for topic_id, table in tables.items():
         if not isinstance(table, Mapping):
-            raise RulesError(f"{where}: topics.{topic_id}: expected a table, got {_show(table)}")
-        if not _bool(table.get("enabled", True), where, f"topics.{topic_id}.enabled"):
+            raise RulesError(f"{where}: topics.{topic_id}: expected a table, got {show(table)}")
+        if not boolean(table.get("enabled", True), where, f"topics.{topic_id}.enabled"):
             continue
         topics[topic_id] = _build_topic(topic_id, table, None, settings, where)
     for topic_id, rules in topics.items():
@@ -168,7 +166,7 @@ def _check_yields(topic_id: str, rules: TopicRules, known: Mapping[str, Any], wh
     for index, other in enumerate(rules.yield_to):
         if other not in known or other == topic_id:
             raise RulesError(f"{where}: topics.{topic_id}.yield_to[{index}]: not another topic: "
-                             f"{_show(other)}{_suggest(other, known)}")
+                             f"{show(other)}{suggest(other, known)}")
 
 
 def _default_document() -> dict[str, Any]:
@@ -196,13 +194,13 @@ def _default_settings() -> RuleDefaults:
 
 def _parse_defaults(table: Any, where: str) -> RuleDefaults:
     if not isinstance(table, Mapping):
-        raise RulesError(f"{where}: defaults: expected a table, got {_show(table)}")
-    _check_keys(table, DEFAULTS_KEYS, where, "defaults")
+        raise RulesError(f"{where}: defaults: expected a table, got {show(table)}")
+    check_keys(table, DEFAULTS_KEYS, where, "defaults")
     base = RuleDefaults()
     values: dict[str, Any] = {}
     for key in ("threshold", "min_focus", "title_boost", "heading_boost"):
         if key in table:
-            values[key] = _number(table[key], where, f"defaults.{key}", high=_HIGH.get(key))
+            values[key] = number(table[key], where, f"defaults.{key}", high=_HIGH.get(key))
     if "exclude" in table:
         values.update(_parse_exclude(table["exclude"], where, "defaults.exclude"))
     return replace(base, **values)
@@ -213,11 +211,11 @@ def _build_topic(topic_id: str, table: Mapping[str, Any], base: TopicRules | Non
     path = f"topics.{topic_id}"
     if not isinstance(topic_id, str) or not TOPIC_ID.match(topic_id):
         raise RulesError(f"{where}: {path}: a topic id is lower-case letters, digits and '-', "
-                         f"got {_show(topic_id)}")
+                         f"got {show(topic_id)}")
     if topic_id == ALL_CHANNEL:
         raise RulesError(f'{where}: {path}: the topic id "{ALL_CHANNEL}" is reserved (the feed of every topic)')
     table = {key: value for key, value in table.items() if key not in CONFIG_ONLY_KEYS}
-    _check_keys(table, TOPIC_KEYS, where, path)
+    check_keys(table, TOPIC_KEYS, where, path)
     if base is None:
         for key in ("name", "terms"):
             if key not in table:
@@ -229,34 +227,34 @@ def _build_topic(topic_id: str, table: Mapping[str, Any], base: TopicRules | Non
             min_focus=settings.min_focus, title_boost=settings.title_boost,
             heading_boost=settings.heading_boost,
         )
-    flags = {key: _bool(table.get(key, False), where, f"{path}.{key}")
+    flags = {key: boolean(table.get(key, False), where, f"{path}.{key}")
              for key in ("replace_terms", "replace_cooccur", "replace_exclude")}
     values: dict[str, Any] = {}
     for key in ("name", "description", "hashtag"):
         if key in table:
-            values[key] = _string(table[key], where, f"{path}.{key}", empty_ok=key == "description")
+            values[key] = string(table[key], where, f"{path}.{key}", empty_ok=key == "description")
     if "hashtag" in values and not HASHTAG.match(values["hashtag"]):
         raise RulesError(f"{where}: {path}.hashtag: expected '#' and letters, digits or '_', "
-                         f"got {_show(values['hashtag'])}")
+                         f"got {show(values['hashtag'])}")
     for key in ("threshold", "min_focus", "title_boost", "heading_boost"):
         if key in table:
-            values[key] = _number(table[key], where, f"{path}.{key}", high=_HIGH.get(key))
+            values[key] = number(table[key], where, f"{path}.{key}", high=_HIGH.get(key))
     if "terms" in table:
         values["terms"] = _merge_terms(base.terms, table["terms"], flags["replace_terms"], where,
                                        f"{path}.terms")
     if "cooccur" in table:
         added = _parse_cooccur(table["cooccur"], where, f"{path}.cooccur")
-        values["cooccur"] = added if flags["replace_cooccur"] else _unique(base.cooccur + added)
+        values["cooccur"] = added if flags["replace_cooccur"] else unique(base.cooccur + added)
     if "frames" in table:
         added_frames = _parse_frames(table["frames"], where, f"{path}.frames")
-        values["frames"] = added_frames if flags["replace_cooccur"] else _unique(base.frames + added_frames)
+        values["frames"] = added_frames if flags["replace_cooccur"] else unique(base.frames + added_frames)
     if "yield_to" in table:
-        values["yield_to"] = _strings(table["yield_to"], where, f"{path}.yield_to")
+        values["yield_to"] = strings(table["yield_to"], where, f"{path}.yield_to")
     if "require_any" in table:
-        values["require_any"] = _strings(table["require_any"], where, f"{path}.require_any")
+        values["require_any"] = strings(table["require_any"], where, f"{path}.require_any")
     if "exclude" in table:
         for key, phrases in _parse_exclude(table["exclude"], where, f"{path}.exclude").items():
-            values[key] = phrases if flags["replace_exclude"] else _unique(getattr(base, key) + phrases)
+            values[key] = phrases if flags["replace_exclude"] else unique(getattr(base, key) + phrases)
     rules = replace(base, **values)
     if not rules.name:
         raise RulesError(f"{where}: {path}.name: required for a topic")
@@ -281,57 +279,57 @@ def _merge_terms(base: tuple[tuple[str, float], ...], raw: Any, replace_all: boo
 
 def _weights(raw: Any, where: str, path: str, zero_ok: bool = False) -> tuple[tuple[str, float], ...]:
     if not isinstance(raw, Mapping):
-        raise RulesError(f"{where}: {path}: expected a table of \"term\" = weight, got {_show(raw)}")
+        raise RulesError(f"{where}: {path}: expected a table of \"term\" = weight, got {show(raw)}")
     out = []
     for term, weight in raw.items():
-        _phrase(term, where, path)
-        value = _number(weight, where, f"{path}.{_key(term)}")
+        phrase(term, where, path)
+        value = number(weight, where, f"{path}.{term_key(term)}")
         if value == 0 and not zero_ok:
-            raise RulesError(f"{where}: {path}.{_key(term)}: expected a weight above 0, got 0")
+            raise RulesError(f"{where}: {path}.{term_key(term)}: expected a weight above 0, got 0")
         out.append((term, value))
     return tuple(out)
 
 
 def _parse_cooccur(raw: Any, where: str, path: str) -> tuple[Cooccur, ...]:
     if not isinstance(raw, list):
-        raise RulesError(f"{where}: {path}: expected a list of tables ([[{path}]]), got {_show(raw)}")
+        raise RulesError(f"{where}: {path}: expected a list of tables ([[{path}]]), got {show(raw)}")
     rules = []
     for index, item in enumerate(raw):
         item_path = f"{path}[{index}]"
         if not isinstance(item, Mapping):
-            raise RulesError(f"{where}: {item_path}: expected a table, got {_show(item)}")
-        _check_keys(item, COOCCUR_KEYS, where, item_path)
+            raise RulesError(f"{where}: {item_path}: expected a table, got {show(item)}")
+        check_keys(item, COOCCUR_KEYS, where, item_path)
         if "terms" not in item:
             raise RulesError(f"{where}: {item_path}.terms: required")
         terms = _weights(item["terms"], where, f"{item_path}.terms")
         if not terms:
             raise RulesError(f"{where}: {item_path}.terms: expected at least one term")
-        anchors = _strings(item.get("anchors", []), where, f"{item_path}.anchors")
+        anchors = strings(item.get("anchors", []), where, f"{item_path}.anchors")
         rules.append(Cooccur(terms=terms, anchors=anchors))
     return tuple(rules)
 
 
 def _parse_frames(raw: Any, where: str, path: str) -> tuple[Frame, ...]:
     if not isinstance(raw, list):
-        raise RulesError(f"{where}: {path}: expected a list of tables ([[{path}]]), got {_show(raw)}")
+        raise RulesError(f"{where}: {path}: expected a list of tables ([[{path}]]), got {show(raw)}")
     frames = []
     for index, item in enumerate(raw):
         item_path = f"{path}[{index}]"
         if not isinstance(item, Mapping):
-            raise RulesError(f"{where}: {item_path}: expected a table, got {_show(item)}")
-        _check_keys(item, FRAME_KEYS, where, item_path)
+            raise RulesError(f"{where}: {item_path}: expected a table, got {show(item)}")
+        check_keys(item, FRAME_KEYS, where, item_path)
         for key in FRAME_KEYS:
             if key not in item:
                 raise RulesError(f"{where}: {item_path}.{key}: required")
-        name = _string(item["name"], where, f"{item_path}.name")
-        weight = _number(item["weight"], where, f"{item_path}.weight")
+        name = string(item["name"], where, f"{item_path}.name")
+        weight = number(item["weight"], where, f"{item_path}.weight")
         if weight == 0:
             raise RulesError(f"{where}: {item_path}.weight: expected a weight above 0, got 0")
         slots = item["all"]
         if not isinstance(slots, list) or len(slots) < 2:
             raise RulesError(f"{where}: {item_path}.all: expected a list of at least two lists of phrases, "
-                             f"got {_show(slots)}")
-        parsed = tuple(_strings(slot, where, f"{item_path}.all[{n}]") for n, slot in enumerate(slots))
+                             f"got {show(slots)}")
+        parsed = tuple(strings(slot, where, f"{item_path}.all[{n}]") for n, slot in enumerate(slots))
         if any(not slot for slot in parsed):
             raise RulesError(f"{where}: {item_path}.all: every slot needs at least one phrase")
         frames.append(Frame(name, weight, parsed))
@@ -341,80 +339,7 @@ def _parse_frames(raw: Any, where: str, path: str) -> tuple[Frame, ...]:
 def _parse_exclude(raw: Any, where: str, path: str) -> dict[str, tuple[str, ...]]:
     if not isinstance(raw, Mapping):
         raise RulesError(f"{where}: {path}: expected a table with {', '.join(EXCLUDE_KEYS)}, "
-                         f"got {_show(raw)}")
-    _check_keys(raw, EXCLUDE_KEYS, where, path)
-    return {f"exclude_{key}": _strings(raw[key], where, f"{path}.{key}")
+                         f"got {show(raw)}")
+    check_keys(raw, EXCLUDE_KEYS, where, path)
+    return {f"exclude_{key}": strings(raw[key], where, f"{path}.{key}")
             for key in EXCLUDE_KEYS if key in raw}
-
-
-def _check_keys(table: Mapping[str, Any], allowed: tuple[str, ...], where: str, path: str) -> None:
-    for key in table:
-        if key not in allowed:
-            hint = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
-            full = f"{path}.{key}" if path else str(key)
-            if hint:
-                raise RulesError(f"{where}: {full}: unknown key (did you mean {_show(hint[0])}?)")
-            raise RulesError(f"{where}: {full}: unknown key (expected one of: {', '.join(allowed)})")
-
-
-def _suggest(topic_id: str, known: Mapping[str, Any]) -> str:
-    hint = difflib.get_close_matches(topic_id, list(known), n=1, cutoff=0.6)
-    if hint:
-        return f" (did you mean {_show(hint[0])}?)"
-    return f" (known topics: {', '.join(known)})" if known else ""
-
-
-def _number(value: Any, where: str, path: str, high: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise RulesError(f"{where}: {path}: expected a number, got {_show(value)}")
-    if value < 0 or (high is not None and value > high):
-        span = f"between 0 and {high:g}" if high is not None else "0 or more"
-        raise RulesError(f"{where}: {path}: expected a number {span}, got {_show(value)}")
-    return float(value)
-
-
-def _bool(value: Any, where: str, path: str) -> bool:
-    if not isinstance(value, bool):
-        raise RulesError(f"{where}: {path}: expected true or false, got {_show(value)}")
-    return value
-
-
-def _string(value: Any, where: str, path: str, empty_ok: bool = False) -> str:
-    if not isinstance(value, str) or (not empty_ok and not value.strip()):
-        raise RulesError(f"{where}: {path}: expected a non-empty string, got {_show(value)}")
-    return value.strip()
-
-
-def _strings(value: Any, where: str, path: str) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        raise RulesError(f"{where}: {path}: expected a list of strings, got {_show(value)}")
-    for index, item in enumerate(value):
-        _phrase(item, where, f"{path}[{index}]")
-    return _unique(tuple(value))
-
-
-def _phrase(value: Any, where: str, path: str) -> None:
-    if not isinstance(value, str) or not fold(value).strip():
-        raise RulesError(f"{where}: {path}: expected a non-empty phrase, got {_show(value)}")
-    if len(value) > 100:
-        raise RulesError(f"{where}: {path}: a phrase is at most 100 characters, got {len(value)}")
-
-
-def _unique(items: tuple) -> tuple:
-    return tuple(dict.fromkeys(items))
-
-
-def _key(term: str) -> str:
-    return term if re.fullmatch(r"[A-Za-z0-9_-]+", term) else f'"{term}"'
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, Mapping):
-        return "a table"
-    if isinstance(value, list):
-        return "a list"
-    return repr(value)

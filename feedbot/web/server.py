@@ -11,13 +11,10 @@ URL scheme (every path relative to the public base URL; pages link relatively, s
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import hashlib
 import json
 import logging
-import math
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,12 +23,12 @@ from typing import Any
 
 from aiohttp import web
 
-from feedbot.clock import format_http_date, parse_http_date
-from feedbot.errors import PublishError
+from feedbot.clock import format_http_date
 from feedbot.publish import feeds
 from feedbot.settings.secrets import redact
 from feedbot.web.article import render_article
 from feedbot.web.channel import find_channel, render_channel
+from feedbot.web.conditional import accepts_gzip, not_modified
 from feedbot.web.layout import PAGE_CSP
 from feedbot.web.pages import render_index, render_opml
 from feedbot.web.searchpage import render_search
@@ -58,10 +55,6 @@ HTML_TYPE = "text/html; charset=utf-8"
 PAGE_CACHE_CONTROL = "no-cache"
 MAX_PAGE_NUMBER = 1_000_000
 
-IDLE_TIMEOUT = 15.0  # seconds a connection may stay open without a request (also between keep-alive requests)
-ALL_INTERFACES = ("", "0.0.0.0", "::")
-ACCEPT_FAILED = "socket.accept() out of system resource"  # asyncio's message for EMFILE/ENFILE/ENOBUFS/ENOMEM
-ACCEPT_REPORT_EVERY = 60.0  # seconds between two log lines about failing accepts
 
 # The stylesheet ships with the code: it changes only when the process does.
 _STARTED = datetime.now(UTC).replace(microsecond=0)
@@ -113,29 +106,6 @@ class FeedFiles:
         return cached
 
 
-@dataclass
-class WebServer:
-    """A started server: where it listens and how to stop it."""
-
-    runner: web.AppRunner
-    site: web.TCPSite
-    host: str
-    port: int
-    accept_errors: _AcceptErrors | None = None
-
-    @property
-    def url(self) -> str:
-        """The root URL it answers on."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-    async def close(self) -> None:
-        """Stop listening and finish open requests."""
-        await self.runner.cleanup()
-        if self.accept_errors is not None:
-            self.accept_errors.uninstall()
-
-
 _CONFIG = web.AppKey("config", object)
 _STORE = web.AppKey("store", object)
 _FILES = web.AppKey("files", FeedFiles)
@@ -167,67 +137,6 @@ def create_app(
     if metrics is not None:
         app.router.add_get("/metrics", _metrics)
     return app
-
-
-class _AcceptErrors:
-    """Folds asyncio's reports of a failed accept() (EMFILE: out of file descriptors) into one line a minute.
-
-    asyncio already backs off by itself (it stops accepting for a second, then tries again), but it reports
-    every failed attempt, up to the listen backlog each time, with a traceback: thousands of lines a second.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, idle_timeout: float):
-        self.loop = loop
-        self.idle_timeout = idle_timeout
-        self.previous = loop.get_exception_handler()
-        self.last_report = -math.inf
-        self.suppressed = 0
-
-    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        if context.get("message") != ACCEPT_FAILED:
-            if self.previous is not None:
-                self.previous(loop, context)
-            else:
-                loop.default_exception_handler(context)
-            return
-        now = time.monotonic()
-        if now - self.last_report < ACCEPT_REPORT_EVERY:
-            self.suppressed += 1
-            return
-        exc = context.get("exception")
-        reason = (exc.strerror if isinstance(exc, OSError) else None) or exc or "unknown error"
-        log.warning("web server cannot accept connections: %s (%d more such failure(s) since the last report); "
-                    "retrying every second, idle connections close after %gs", reason, self.suppressed,
-                    self.idle_timeout)
-        self.last_report, self.suppressed = now, 0
-
-    def uninstall(self) -> None:
-        """Put back the handler that was there before."""
-        if self.loop.get_exception_handler() is self:
-            self.loop.set_exception_handler(self.previous)
-
-
-async def start_web(app: web.Application, host: str = "127.0.0.1", port: int = 8080, *,
-                    idle_timeout: float = IDLE_TIMEOUT) -> WebServer:
-    """Bind and serve ``app`` in the running event loop (port 0 picks a free port)."""
-    # keepalive_timeout also starts when a connection opens, so a client that never sends (or never finishes)
-    # a request is closed too; aiohttp's default (an hour) lets idle sockets eat the descriptor limit.
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=idle_timeout)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True)
-    try:
-        await site.start()
-    except OSError as exc:
-        await runner.cleanup()
-        raise PublishError(f"web.listen: cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    bound = runner.addresses[0] if runner.addresses else (host, port)
-    if host in ALL_INTERFACES:
-        log.warning("web server listens on ALL interfaces (%s port %d): anyone who can reach this machine can "
-                    "read the feeds, /healthz and /metrics; set web.listen = \"127.0.0.1:%d\" to keep it local",
-                    host or "0.0.0.0", int(bound[1]), int(bound[1]))
-    accept_errors = _AcceptErrors(asyncio.get_running_loop(), idle_timeout)
-    asyncio.get_running_loop().set_exception_handler(accept_errors)
-    return WebServer(runner=runner, site=site, host=host, port=int(bound[1]), accept_errors=accept_errors)
 
 
 @web.middleware
@@ -270,22 +179,8 @@ def _is_browser(request: web.Request) -> bool:
     return False
 
 
-def _accepts_gzip(request: web.Request) -> bool:
-    for part in request.headers.get("Accept-Encoding", "").split(","):
-        coding, _, params = part.strip().partition(";")
-        if coding.strip().lower() in ("gzip", "x-gzip", "*"):
-            q = params.strip().lower()
-            if q.startswith("q="):
-                try:
-                    return float(q[2:]) > 0
-                except ValueError:
-                    return False
-            return True
-    return False
-
-
 def _conditional(request: web.Request, cached: _Cached, content_type: str, variant: str = "") -> web.Response:
-    use_gzip = _accepts_gzip(request)
+    use_gzip = accepts_gzip(request)
     # A strong ETag names one exact representation: the gzip and browser variants get their own.
     suffix = "-".join(filter(None, (variant, "gz" if use_gzip else "")))
     etag = f'"{cached.etag}-{suffix}"' if suffix else f'"{cached.etag}"'
@@ -295,25 +190,13 @@ def _conditional(request: web.Request, cached: _Cached, content_type: str, varia
         "Cache-Control": FEED_CACHE_CONTROL,
         "Vary": "Accept, Accept-Encoding",
     }
-    if _not_modified(request, etag, cached.last_modified):
+    if not_modified(request, etag, cached.last_modified):
         return web.Response(status=304, headers=headers)
     body = cached.gzipped if use_gzip else cached.body
     if use_gzip:
         headers["Content-Encoding"] = "gzip"
     headers["Content-Type"] = content_type
     return web.Response(body=body, headers=headers)
-
-
-def _not_modified(request: web.Request, etag: str, last_modified: datetime) -> bool:
-    if_none_match = request.headers.get("If-None-Match")
-    if if_none_match is not None:  # RFC 9110: when present, If-Modified-Since is ignored
-        tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
-        return "*" in tags or etag in tags
-    if_modified_since = request.headers.get("If-Modified-Since")
-    if if_modified_since:
-        since = parse_http_date(if_modified_since)
-        return since is not None and last_modified <= since
-    return False
 
 
 async def _stylesheet(request: web.Request) -> web.StreamResponse:
@@ -384,7 +267,7 @@ def _html(request: web.Request, page: str | None) -> web.Response:
     # The code's start counts as a change too: a new version renders the same articles differently.
     last_modified = max(changed.replace(microsecond=0), _STARTED) if changed else _STARTED
     etag = hashlib.sha256(body).hexdigest()[:32]
-    use_gzip = _accepts_gzip(request)
+    use_gzip = accepts_gzip(request)
     headers = {
         "ETag": f'"{etag}-gz"' if use_gzip else f'"{etag}"',
         "Last-Modified": format_http_date(last_modified),
@@ -392,7 +275,7 @@ def _html(request: web.Request, page: str | None) -> web.Response:
         "Vary": "Accept, Accept-Encoding",
         "Content-Security-Policy": PAGE_CSP,
     }
-    if _not_modified(request, headers["ETag"], last_modified):
+    if not_modified(request, headers["ETag"], last_modified):
         return web.Response(status=304, headers=headers)
     if use_gzip:
         body = gzip.compress(body, compresslevel=6, mtime=0)

@@ -12,7 +12,8 @@ from aiohttp import web
 
 from feedbot.publish import feeds
 from feedbot.store import Store
-from feedbot.web.server import create_app, start_web
+from feedbot.web.listen import start_web
+from feedbot.web.server import create_app
 from tests.conftest import require_program
 from tests.feeds_helpers import TOPICS, expected, feeds_config, fill_store, fixed_now
 

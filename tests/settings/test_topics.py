@@ -7,7 +7,8 @@ import pytest
 from feedbot.classify.scoring import classify_html
 from feedbot.errors import RulesError
 from feedbot.settings.config import load_config
-from feedbot.settings.topics import Cooccur, fold, load_default_topics, merge_topics, parse_topics
+from feedbot.settings.fold import fold
+from feedbot.settings.topics import Cooccur, load_default_topics, merge_topics, parse_topics
 
 WHERE = "/etc/feedbot/feedbot.toml"
 

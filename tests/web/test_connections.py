@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from feedbot.web.server import start_web
+from feedbot.web.listen import start_web
 
 SERVER = textwrap.dedent("""
     import asyncio, logging, resource, sys
     from aiohttp import web
     from feedbot.ops.logs import setup_logging
-    from feedbot.web.server import start_web
+    from feedbot.web.listen import start_web
 
     async def main():
         setup_logging("info", env={})
@@ -79,9 +79,9 @@ async def test_an_idle_connection_is_closed_by_the_server(sent):
 
 
 def test_the_default_idle_timeout_is_short():
-    from feedbot.web import server
+    from feedbot.web import listen
 
-    assert 0 < server.IDLE_TIMEOUT <= 60
+    assert 0 < listen.IDLE_TIMEOUT <= 60
 
 
 def test_out_of_descriptors_is_one_log_line_and_the_server_recovers(tmp_path: Path):

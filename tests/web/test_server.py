@@ -18,7 +18,9 @@ from lxml import etree, html
 from feedbot.errors import PublishError
 from feedbot.publish import feeds
 from feedbot.store import Store
-from feedbot.web.server import create_app, render_index, start_web
+from feedbot.web.listen import start_web
+from feedbot.web.pages import render_index
+from feedbot.web.server import create_app
 from tests.feeds_helpers import (
     HOSTILE_TITLE,
     TOPICS,
