@@ -235,8 +235,8 @@ def run_drills(full: bool) -> dict:
     report = Path(tempfile.mkstemp(prefix="drills-", suffix=".jsonl")[1])
     junit = Path(tempfile.mkstemp(prefix="drills-", suffix=".xml")[1])
     env = {**os.environ, "FEEDBOT_DRILL_REPORT": str(report)}
-    quick_files = ["tests/test_drills.py", "tests/test_drills_exactly_once.py"]
-    full_files = ["tests/test_drills_long.py", "tests/test_drills_exactly_once.py"]
+    quick_files = ["tests/test_drills.py", "tests/test_drills_exactly_once.py", "tests/test_drills_poison.py"]
+    full_files = ["tests/test_drills_long.py", "tests/test_drills_exactly_once.py", "tests/test_drills_poison.py"]
     runs = [("quick", [PYTHON, "-m", "pytest", *quick_files, "-q", "-p", "no:cacheprovider"], quick_files)]
     if full:
         runs.append(("full", [PYTHON, "-m", "pytest", "-m", "drill", *full_files, "-q",
