@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from importlib import resources
 from typing import Any
@@ -290,15 +290,21 @@ def _weights(raw: Any, where: str, path: str, zero_ok: bool = False) -> tuple[tu
     return tuple(out)
 
 
-def _parse_cooccur(raw: Any, where: str, path: str) -> tuple[Cooccur, ...]:
+def _tables(raw: Any, keys: tuple[str, ...], where: str, path: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """The tables of a [[path]] list, each with its path for errors, keys checked."""
     if not isinstance(raw, list):
         raise RulesError(f"{where}: {path}: expected a list of tables ([[{path}]]), got {show(raw)}")
-    rules = []
     for index, item in enumerate(raw):
         item_path = f"{path}[{index}]"
         if not isinstance(item, Mapping):
             raise RulesError(f"{where}: {item_path}: expected a table, got {show(item)}")
-        check_keys(item, COOCCUR_KEYS, where, item_path)
+        check_keys(item, keys, where, item_path)
+        yield item_path, item
+
+
+def _parse_cooccur(raw: Any, where: str, path: str) -> tuple[Cooccur, ...]:
+    rules = []
+    for item_path, item in _tables(raw, COOCCUR_KEYS, where, path):
         if "terms" not in item:
             raise RulesError(f"{where}: {item_path}.terms: required")
         terms = _weights(item["terms"], where, f"{item_path}.terms")
@@ -310,14 +316,8 @@ def _parse_cooccur(raw: Any, where: str, path: str) -> tuple[Cooccur, ...]:
 
 
 def _parse_frames(raw: Any, where: str, path: str) -> tuple[Frame, ...]:
-    if not isinstance(raw, list):
-        raise RulesError(f"{where}: {path}: expected a list of tables ([[{path}]]), got {show(raw)}")
     frames = []
-    for index, item in enumerate(raw):
-        item_path = f"{path}[{index}]"
-        if not isinstance(item, Mapping):
-            raise RulesError(f"{where}: {item_path}: expected a table, got {show(item)}")
-        check_keys(item, FRAME_KEYS, where, item_path)
+    for item_path, item in _tables(raw, FRAME_KEYS, where, path):
         for key in FRAME_KEYS:
             if key not in item:
                 raise RulesError(f"{where}: {item_path}.{key}: required")
