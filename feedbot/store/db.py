@@ -209,8 +209,25 @@ def _quarantine(db: sqlite_utils.Database) -> None:
                "strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now', '+2 days')")
 
 
+def _digests(db: sqlite_utils.Database) -> None:
+    # A channel's digest per (target, period), recorded once (the period's key is unique), and its messages:
+    # outbox rows with the same claim / requeue life as deliveries, their text fixed when the digest is made.
+    db["digests"].create({
+        "id": int, "target": str, "topic": str, "period": str, "period_start": str, "period_end": str,
+        "status": str, "articles": int, "note": str, "created_at": str,
+    }, pk="id", not_null={"target", "topic", "period", "status", "created_at"}, if_not_exists=True)
+    db.execute("CREATE UNIQUE INDEX IF NOT EXISTS idx_digests_period ON digests (target, period)")
+    db["digest_parts"].create({
+        "id": int, "digest_id": int, "part": int, "html": str, "plain": str, "status": str, "attempts": int,
+        "claimed_by": int, "message_id": int, "next_attempt_at": str, "last_error": str, "sent_at": str,
+    }, pk="id", not_null={"digest_id", "part", "html", "plain", "status"}, defaults={"attempts": 0},
+        foreign_keys=[("digest_id", "digests", "id")], if_not_exists=True)
+    db.execute("CREATE UNIQUE INDEX IF NOT EXISTS idx_digest_parts ON digest_parts (digest_id, part)")
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
-    _v1, _v2, _v3, _delivery_claims, _target_identity, _post_retries, _search_and_page_indexes, _quarantine)
+    _v1, _v2, _v3, _delivery_claims, _target_identity, _post_retries, _search_and_page_indexes, _quarantine,
+    _digests)
 SCHEMA_VERSION = len(MIGRATIONS)
 FEEDBOT_TABLES = frozenset({"sources", "pages", "articles", "classifications", "deliveries", "targets", "meta"})
 
