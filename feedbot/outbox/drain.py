@@ -139,7 +139,7 @@ class Outbox:
         self.edit_window = edit_window
         self.pacing = pacing or Pacing()
         self.name = name
-        self._lanes: dict[str, Lane] = {}
+        self._lanes: dict[str, Lane] = {}  # per chat
         self._overall = Window(self.pacing.overall, self.pacing.overall_window, self.pacing.margin)
         self._recovered = False
         self._rng = random.Random()
@@ -293,10 +293,12 @@ class Outbox:
         return stats
 
     def _lane_for(self, target: Target) -> Lane:
-        if target not in self._lanes:
+        # Keyed by the chat, not the target: Telegram's per-chat limit covers every forum topic of a group.
+        chat = f"{target.kind}:{target.address}"
+        if chat not in self._lanes:
             p = self.pacing
-            self._lanes[target] = Lane(Window(p.per_chat, p.per_chat_window, p.margin))
-        return self._lanes[target]
+            self._lanes[chat] = Lane(Window(p.per_chat, p.per_chat_window, p.margin))
+        return self._lanes[chat]
 
     async def _wait(self, seconds: float, stop: asyncio.Event, deadline: float | None) -> bool:
         """Sleep, waking early for stop; False when stopping or past the deadline."""
