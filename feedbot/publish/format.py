@@ -17,8 +17,8 @@ TITLE_LIMIT = 300  # a title longer than this is an extraction error; don't let 
 SENTENCE_ENDS = "。！？!?…"
 LINK_TEXT = "原文链接"
 STYLES = ("lead", "full", "headline")
-LEAD_UNITS = 300  # the lead: the excerpt up to the last sentence end within this many characters
-LEAD_SHORTEST = 120  # …unless that keeps less than this; then a plain cut (the rest follows in the quote)
+LEAD_UNITS = 240  # the lead: the excerpt up to the last sentence end within this many characters
+LEAD_SHORTEST = 80  # …unless that keeps less than this; then a plain cut (the rest follows in the quote)
 ELLIPSIS = "…"
 _TAG = re.compile(r"<[^>]*>")
 

@@ -193,7 +193,7 @@ def test_a_digest_splits_between_lines_at_the_limit_and_lists_every_article_once
     assert len(messages) > 1
     seen = []
     for number, message in enumerate(messages, 1):
-        shown, entities = parse_html(message.html)  # valid Telegram HTML
+        shown, _ = parse_html(message.html)  # valid Telegram HTML
         assert utf16_len(shown) <= 4096 and utf16_len(message.plain) <= 4096
         assert shown.splitlines()[0] == f"碳市场 · 日报（{number}/{len(messages)}）"
         assert shown.rstrip().endswith("#碳市场")
@@ -259,3 +259,15 @@ async def test_link_preview_small_above_reaches_the_bot_api(api, store, tmp_path
     [message] = api.sent_to(CHATS["carbon-market"])
     assert message.preview["is_disabled"] is False
     assert message.preview["prefer_small_media"] is True and message.preview["show_above_text"] is True
+
+
+@pytest.mark.parametrize("style", ["lead", "headline", "full"])
+async def test_an_edited_article_edits_its_message_in_every_style(api, store, tmp_path, style):
+    config = with_channels(telegram_config(tmp_path, api), style=style)
+    save(store, config, make_article(1), ["carbon-market"])
+    await drain(config, store, at(0, 12))
+    save(store, config, make_article(1, title="第1篇 更正后的标题", version="v2"), ["carbon-market"])
+    await drain(config, store, at(0, 13))
+    [message] = api.sent_to(CHATS["carbon-market"])
+    assert message.parsed_text.splitlines()[0] == "第1篇 碳市场新闻"
+    assert [edit.splitlines()[0] for edit in message.edits] == ["第1篇 更正后的标题"]
