@@ -38,6 +38,7 @@ from feedbot.model import DigestPart, StoredArticle, Target
 from feedbot.outbox import TELEGRAM, DrainStats, Outbox, Pacing, Sent
 from feedbot.publish.channels import channels
 from feedbot.publish.commands import POLL_TIMEOUT, CommandBot
+from feedbot.publish.digests import DigestPlanner
 from feedbot.publish.format import TELEGRAM_LIMIT, Message, format_article
 from feedbot.settings.config import Config
 from feedbot.settings.secrets import redact
@@ -290,7 +291,8 @@ class TelegramPublisher:
         self.sender = TelegramSender(self.bot, config, clock=clock)
         self.outbox = Outbox.for_kind(config, store, self.sender, TELEGRAM, pacing=pacing)
         self.commands = CommandBot(self.bot, store, channels(config.topics, config.chats), config.web.base_url,
-                                   clean=self.sender._clean)
+                                   clean=self.sender._clean, clock=clock,
+                                   digests=DigestPlanner.for_config(config, store, {t: [] for t in config.topics}))
         self._started = False
 
     async def start(self) -> str:

@@ -271,3 +271,37 @@ async def test_an_edited_article_edits_its_message_in_every_style(api, store, tm
     [message] = api.sent_to(CHATS["carbon-market"])
     assert message.parsed_text.splitlines()[0] == "第1篇 碳市场新闻"
     assert [edit.splitlines()[0] for edit in message.edits] == ["第1篇 更正后的标题"]
+
+
+async def test_digest_and_latest_commands_answer_within_telegram_limits(api, store, tmp_path):
+    import asyncio
+
+    config = with_channels(telegram_config(tmp_path, api), mode="digest")
+    now = at(1, 12)
+    store_day(store, config, 0, 8)  # yesterday's period (already a digest)
+    for n in range(3):  # received today, before noon: the current period so far
+        store.save_article(make_article(50 + n), _classification("carbon-market", "x"), {}, now=at(1, 9 + n))
+    huge = "碳市场" * 40_000  # a title no page should have: /latest still answers in one message
+    store.save_article(make_article(99, title=huge), _classification("climate-finance", "x"), {}, now=at(1, 10))
+    pub = TelegramPublisher(config, store, pacing=Pacing().scaled(SCALE), clock=lambda: now)
+    await pub.start()
+    stop = asyncio.Event()
+    task = asyncio.create_task(pub.run_commands(stop, poll_timeout=1))
+    try:
+        api.push_command("/digest carbon-market")
+        api.push_command("/digest 碳排放管理员")
+        api.push_command("/latest climate-finance")
+        for _ in range(200):
+            if len(api.sent_to("4242")) == 3:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+        await pub.close()
+    digest, empty, latest = (m.parsed_text for m in api.sent_to("4242"))
+    listed = [line[2:].split(" — ")[0] for line in digest.splitlines() if line.startswith("• ")]
+    assert listed == ["第50篇 碳市场新闻", "第51篇 碳市场新闻", "第52篇 碳市场新闻"]
+    assert "11-03 08:00 – 11-04 08:00" in digest
+    assert "还没有文章" in empty
+    assert utf16_len(latest) <= 4096 and latest.count("\n") == 3  # the heading and all three articles
