@@ -170,8 +170,12 @@ class App:
             return PollReport(source_id, "failed", error=str(exc))
 
     def rebuild_feeds(self) -> list:
-        """Rewrite every channel's feed files whose content changed; returns the files written."""
-        return feeds.rebuild_all(self.store, self.config, self.tag_authority())
+        """Rewrite every channel's feed files (and digest feeds) whose content changed; returns the files written."""
+        from feedbot.publish.digestfeeds import rebuild_digest_feeds
+
+        authority = self.tag_authority()
+        changed = feeds.rebuild_all(self.store, self.config, authority)
+        return changed + rebuild_digest_feeds(self.store, self.config, authority, self.clock())
 
     def tag_authority(self) -> str:
         """The authority of every feed entry id, fixed the first time feeds are built (ids survive a new base_url).

@@ -305,3 +305,27 @@ async def test_digest_and_latest_commands_answer_within_telegram_limits(api, sto
     assert "11-03 08:00 – 11-04 08:00" in digest
     assert "还没有文章" in empty
     assert utf16_len(latest) <= 4096 and latest.count("\n") == 3  # the heading and all three articles
+
+
+async def test_the_digest_feeds_have_one_entry_per_period_and_are_served(store, tmp_path):
+    import feedparser
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from feedbot.publish.digestfeeds import rebuild_digest_feeds
+    from feedbot.web.server import create_app
+
+    config = telegram_config(tmp_path, None)
+    config = replace(config, state_dir=tmp_path / "state")
+    store_day(store, config, 0, 8)
+    store_day(store, config, 2, 4, first=50)  # day 1 received nothing
+    written = rebuild_digest_feeds(store, config, "feeds.example.org", now=at(3, 9))
+    assert len(written) == 4 * 3
+    parsed = feedparser.parse((tmp_path / "state/feeds/carbon-market-digest.atom").read_bytes())
+    prefix = "tag:feeds.example.org,2024:carbon-market/digest/daily:"
+    assert [e.id for e in parsed.entries] == [prefix + "2026-11-05", prefix + "2026-11-03"]
+    assert "（1 篇）" in parsed.entries[0].title and "（2 篇）" in parsed.entries[1].title
+    assert rebuild_digest_feeds(store, config, "feeds.example.org", now=at(3, 10)) == []  # unchanged: no write
+    async with TestClient(TestServer(create_app(config, store))) as client:
+        for ext in ("xml", "atom", "json"):
+            response = await client.get(f"/feeds/carbon-market-digest.{ext}")
+            assert response.status == 200
