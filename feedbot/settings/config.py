@@ -215,7 +215,8 @@ class Config:
                          "api_base_url": redact_url(self.telegram.api_base_url)},
             "sources": [{**_plain(s), "url": s.display_url} for s in self.sources],
             "topics": {
-                tid: {"name": t.name, "telegram_chat": self.chats.get(tid), **_plain(self.channel(tid))}
+                tid: {"name": t.name, "telegram_chat": self.chats.get(tid),
+                      **{("telegram_thread" if k == "thread" else k): v for k, v in _plain(self.channel(tid)).items()}}
                 for tid, t in self.topics.items()
             },
         }
