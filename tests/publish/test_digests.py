@@ -111,6 +111,7 @@ async def test_a_day_of_40_articles_in_both_mode_sends_each_once_and_one_digest_
     assert api.counts["429"] == 0
     assert not [k for k in api.counts if k.startswith("400")]
     assert api.counts["sent"] == 40 + 4
+    print(f"day in both mode: {dict(api.counts)}")
 
 
 async def test_digest_only_channels_get_no_instant_messages_and_an_empty_period_sends_nothing(api, store, tmp_path):
