@@ -56,6 +56,7 @@ class App:
         self._sources: dict[str, Source] | None = None
         self._publisher: Any = None  # TelegramPublisher | ConsolePublisher | None, built on first drain
         self._publisher_built = False
+        self.last_plan: Any = None  # what the last drain's digest planning recorded (PlanStats)
 
     async def __aenter__(self) -> App:
         return self
@@ -204,7 +205,7 @@ class App:
         publisher = self.publisher
         if publisher is None:
             return None
-        self.plan_digests()
+        self.last_plan = self.plan_digests()
         return await publisher.drain(stop, budget_seconds=budget)
 
     def plan_digests(self, now: datetime | None = None) -> Any:

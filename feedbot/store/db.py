@@ -173,6 +173,11 @@ def adopt_target_rows(conn: sqlite3.Connection, old: str, new: str) -> int:
         "(SELECT article_id FROM deliveries WHERE target = ? AND status IN ('sent', 'sending'))", [new, old])
     moved = conn.execute("UPDATE OR IGNORE deliveries SET target = ? WHERE target = ?", [new, old]).rowcount
     conn.execute("DELETE FROM deliveries WHERE target = ?", [old])
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'digests'").fetchone():
+        # Digests follow their chat too: a period recorded under the old spelling is never made again.
+        conn.execute("UPDATE OR IGNORE digests SET target = ? WHERE target = ?", [new, old])
+        conn.execute("DELETE FROM digest_parts WHERE digest_id IN (SELECT id FROM digests WHERE target = ?)", [old])
+        conn.execute("DELETE FROM digests WHERE target = ?", [old])
     row = conn.execute("SELECT status, first_seen_at, retry_at, last_error, healthy_at, chat_id FROM targets "
                        "WHERE target = ?", [old]).fetchone()
     if row is not None:

@@ -330,3 +330,17 @@ async def test_the_digest_feeds_have_one_entry_per_period_and_are_served(store, 
         for ext in ("xml", "atom", "json"):
             response = await client.get(f"/feeds/carbon-market-digest.{ext}")
             assert response.status == 200
+
+
+def test_a_respelled_chat_keeps_its_digest_history(store, tmp_path):
+    from feedbot.model import Target
+
+    old, new = Target("telegram", "@old_name"), Target("telegram", "-100777")
+    start, end = at(0, 8), at(1, 8)
+    assert store.record_digest(old, "carbon-market", "daily:2026-11-03", start, end, parts=[("<b>x</b>", "x")])
+    assert store.record_digest(old, "carbon-market", "daily:2026-11-04", end, at(2, 8), status="empty")
+    assert store.record_digest(new, "carbon-market", "daily:2026-11-04", end, at(2, 8), status="empty")
+    store.adopt_target(old, new)
+    assert store.digest_periods(new) == {"daily:2026-11-03": "pending", "daily:2026-11-04": "empty"}
+    assert store.digest_periods(old) == {}
+    assert [p.target for p in store.digest_parts()] == [new]
