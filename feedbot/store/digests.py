@@ -131,6 +131,19 @@ class DigestsTable(Database):
                     [pid]).rowcount
         return count
 
+    def digest_summary(self) -> list[dict[str, Any]]:
+        """Per target: its topic, digests by status and the newest period (empty for a file without the table)."""
+        if not self._execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'digests'").fetchone():
+            return []  # `status` reads a file an older version wrote, without migrating it
+        out: dict[str, dict[str, Any]] = {}
+        for r in self._rows("SELECT target, topic, status, COUNT(*) AS n, MAX(period) AS newest FROM digests "
+                            "GROUP BY target, topic, status ORDER BY target, status"):
+            entry = out.setdefault(r["target"], {"target": r["target"], "topic": r["topic"], "by_status": {},
+                                                 "newest": r["newest"]})
+            entry["by_status"][r["status"]] = r["n"]
+            entry["newest"] = max(entry["newest"], r["newest"])
+        return list(out.values())
+
     def digests(self, topic: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """Recorded digests, newest period first (for status and tests)."""
         where, params = ("WHERE topic = ?", [topic]) if topic else ("", [])

@@ -344,3 +344,17 @@ def test_a_respelled_chat_keeps_its_digest_history(store, tmp_path):
     assert store.digest_periods(new) == {"daily:2026-11-03": "pending", "daily:2026-11-04": "empty"}
     assert store.digest_periods(old) == {}
     assert [p.target for p in store.digest_parts()] == [new]
+
+
+async def test_status_lists_the_digests_of_each_target(api, store, tmp_path):
+    from feedbot.ops.status import collect_status, render_status
+
+    config = with_channels(telegram_config(tmp_path, api, max_backlog=1000), mode="digest")
+    store_day(store, config, 0, 4)
+    await drain(config, store, at(1, 8, 0))
+    await drain(config, store, at(4, 8, 0))  # days 1-3 received nothing: day 3's period empty, 1 and 2 missed
+    report = collect_status(store, config)
+    [market] = [d for d in report["digests"] if d["topic"] == "carbon-market"]
+    assert market["by_status"] == {"sent": 1, "missed": 2, "empty": 1}
+    assert market["newest"] == "daily:2026-11-06"
+    assert "DIGESTS" in render_status(report)
