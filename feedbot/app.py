@@ -10,7 +10,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from feedbot.classify import articles, evaluate
@@ -19,7 +19,7 @@ from feedbot.clock import utcnow
 from feedbot.errors import FeedbotError, StateError
 from feedbot.model import Classification, Entry, Target
 from feedbot.ops.status import collect_status
-from feedbot.outbox import CONSOLE, DrainStats, targets_for
+from feedbot.outbox import CONSOLE, DrainStats, digest_targets_for, targets_for
 from feedbot.outbox.targets import find_targets
 from feedbot.pipeline import PollReport, backfill, poll_source, reclassify_stored, record_failure
 from feedbot.publish import feeds
@@ -40,8 +40,9 @@ class App:
     """Store, HTTP client, sources, rules and publisher for one configuration, closed together."""
 
     def __init__(self, config: Config, env: Mapping[str, str] | None = None, *, read_only: bool = False,
-                 exclusive: bool = True):
+                 exclusive: bool = True, clock: Callable[[], datetime] = utcnow):
         self.config = config
+        self.clock = clock  # digest schedules and quiet hours (tests compress a day with it)
         self.env = dict(env or {})
         self.read_only = read_only  # `status`: never migrate or write
         # One writer per state dir (polls, drains, migrations); `unblock` writes one row beside a running service.
@@ -49,11 +50,13 @@ class App:
         self._lock = StateDirLock(config.state_dir)
         self.source_configs: dict[str, SourceConfig] = {s.id: s for s in config.sources}
         self.targets: dict[str, list[Target]] = targets_for(config)
+        self.digest_targets: dict[str, list[Target]] = digest_targets_for(config)
         self._store: Store | None = None
         self._fetcher: Fetcher | None = None
         self._sources: dict[str, Source] | None = None
         self._publisher: Any = None  # TelegramPublisher | ConsolePublisher | None, built on first drain
         self._publisher_built = False
+        self.last_plan: Any = None  # what the last drain's digest planning recorded (PlanStats)
 
     async def __aenter__(self) -> App:
         return self
@@ -131,7 +134,7 @@ class App:
         return self._publisher
 
     def _build_publisher(self) -> Any:
-        if not any(self.targets.values()):
+        if not any(self.targets.values()) and not any(self.digest_targets.values()):
             log.info("no topic has a Telegram chat configured: publishing feeds only")
             return None
         if self.config.telegram.token is not None:
@@ -140,7 +143,7 @@ class App:
             dropped = self.store.drop_pending_of_kind(CONSOLE, reason="console output replaced by Telegram")
             if dropped:
                 log.info("dropped %d console message(s) queued before the Telegram token was set", dropped)
-            return TelegramPublisher(self.config, self.store)
+            return TelegramPublisher(self.config, self.store, clock=self.clock)
         log.info("no Telegram token (FEEDBOT_TELEGRAM_TOKEN): messages are printed to the console instead")
         return ConsolePublisher(self.config, self.store)
 
@@ -168,8 +171,12 @@ class App:
             return PollReport(source_id, "failed", error=str(exc))
 
     def rebuild_feeds(self) -> list:
-        """Rewrite every channel's feed files whose content changed; returns the files written."""
-        return feeds.rebuild_all(self.store, self.config, self.tag_authority())
+        """Rewrite every channel's feed files (and digest feeds) whose content changed; returns the files written."""
+        from feedbot.publish.digestfeeds import rebuild_digest_feeds
+
+        authority = self.tag_authority()
+        changed = feeds.rebuild_all(self.store, self.config, authority)
+        return changed + rebuild_digest_feeds(self.store, self.config, authority, self.clock())
 
     def tag_authority(self) -> str:
         """The authority of every feed entry id, fixed the first time feeds are built (ids survive a new base_url).
@@ -198,7 +205,16 @@ class App:
         publisher = self.publisher
         if publisher is None:
             return None
+        self.last_plan = self.plan_digests()
         return await publisher.drain(stop, budget_seconds=budget)
+
+    def plan_digests(self, now: datetime | None = None) -> Any:
+        """Record the digests due by now (each period once); the next drain sends them. None without digests."""
+        if not any(self.digest_targets.values()):
+            return None
+        from feedbot.publish.digests import DigestPlanner
+
+        return DigestPlanner.for_config(self.config, self.store, self.digest_targets).plan(now or self.clock())
 
     def pending(self) -> int:
         """Messages waiting in the outbox (pending or sending)."""

@@ -181,6 +181,9 @@ class Daemon:
                 return
             name = self.app.publisher.outbox.name
             stats = await self.app.drain(self.stop_event, budget)
+            plan = self.app.last_plan
+            if plan is not None and (plan.made or plan.empty or plan.missed):
+                self.feeds_dirty.set()  # a period ended: the digest feeds gain an entry
         except PublisherUnauthorized as exc:
             log.error("chat publisher stopped: %s", exc)
             await self.app.stop_publisher()
@@ -189,7 +192,7 @@ class Daemon:
             log.warning("chat publisher: %s", exc)
             return
         if self.metrics is not None and stats is not None:
-            for outcome in ("sent", "edited", "failed", "dropped", "retried"):
+            for outcome in ("sent", "edited", "digests", "failed", "dropped", "retried"):
                 value = getattr(stats, outcome, 0)
                 if value:
                     self.metrics.deliveries.labels(name, outcome).inc(value)

@@ -240,3 +240,21 @@ class QuarantinedItem:
     last_seen_at: datetime
     count: int
     retry_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DigestPart:
+    """One message of a channel's digest for one period: an outbox row like a delivery, its text fixed."""
+
+    id: int
+    digest_id: int
+    target: Target
+    topic: str
+    period: str  # "daily:2026-11-29" (the day the period ends) or "weekly:2026-11-30"
+    part: int  # 1-based
+    html: str
+    plain: str
+    status: str  # pending | sending | sent | failed | dropped
+    attempts: int = 0
+    message_id: int | None = None
+    next_attempt_at: datetime | None = None

@@ -50,6 +50,7 @@ def telegram_config(
         tid: TopicRules(id=tid, name=name, description="", hashtag=tag, terms=((name, 1.0),))
         for tid, (name, tag) in TOPICS.items()
     }
+    telegram.setdefault("style", "full")  # these tests are about the whole-excerpt message; styles: test_styles.py
     if api is not None:
         telegram.setdefault("api_base_url", api.base_url)
         token = token or api.token

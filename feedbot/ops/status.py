@@ -59,6 +59,7 @@ def collect_status(store: Store, config: Config) -> dict[str, Any]:
         "articles": {"total": counts.get("all", 0), "unrouted": counts.get("unrouted", 0)},
         "topics": topics,
         "deliveries": deliveries,
+        "digests": store.digest_summary(),
         "quarantine": {"total": store.quarantine_count(), "items": quarantined},
     }
 
@@ -120,6 +121,13 @@ def render_status(report: dict[str, Any], now: datetime | None = None) -> str:
         rows.append([target, info["topic"], *[info["by_status"].get(s, 0) for s in statuses],
                      _target_line(info, now)])
     parts.append(_table(["target", "topic", *statuses, "state"], rows) if rows else "(none yet)")
+    digests = report.get("digests") or []
+    if digests:
+        kinds = ["pending", "sent", "empty", "missed", "dropped"]
+        parts += ["", "DIGESTS  (one per channel and period; missed/dropped: after an outage only the newest is sent)"]
+        parts.append(_table(["target", "topic", *kinds, "newest period"],
+                            [[d["target"], d["topic"], *[d["by_status"].get(k, 0) for k in kinds], d["newest"]]
+                             for d in digests]))
     quarantine = report.get("quarantine") or {"total": 0, "items": []}
     parts += ["", f"QUARANTINE  {quarantine['total']} item(s) set aside (they failed processing; retried sparingly)"]
     if quarantine["items"]:

@@ -2,6 +2,7 @@
 
 from feedbot.outbox.drain import DrainStats, Outbox, Sender, Sent
 from feedbot.outbox.pacing import Pacing
-from feedbot.outbox.targets import CONSOLE, TELEGRAM, targets_for
+from feedbot.outbox.targets import CONSOLE, TELEGRAM, digest_targets_for, targets_for
 
-__all__ = ["CONSOLE", "TELEGRAM", "DrainStats", "Outbox", "Pacing", "Sender", "Sent", "targets_for"]
+__all__ = ["CONSOLE", "TELEGRAM", "DrainStats", "Outbox", "Pacing", "Sender", "Sent", "digest_targets_for",
+           "targets_for"]

@@ -46,9 +46,9 @@ from feedbot.errors import (
     TargetBlocked,
     TransientPublishError,
 )
-from feedbot.model import Delivery, StoredArticle, Target
+from feedbot.model import Delivery, DigestPart, StoredArticle, Target
 from feedbot.outbox.pacing import Lane, Pacing, Window
-from feedbot.outbox.targets import targets_for
+from feedbot.outbox.targets import digest_targets_for, targets_for
 from feedbot.settings.config import Config
 from feedbot.store import Store
 
@@ -72,6 +72,8 @@ class Sender(Protocol):
 
     async def edit(self, target: Target, message_id: int, article: StoredArticle, topic: str) -> Sent: ...
 
+    async def send_digest(self, target: Target, part: DigestPart) -> Sent: ...
+
 
 @dataclass
 class DrainStats:
@@ -79,6 +81,7 @@ class DrainStats:
 
     sent: int = 0
     edited: int = 0
+    digests: int = 0  # digest messages sent
     failed: int = 0
     dropped: int = 0
     seeded: int = 0
@@ -108,8 +111,8 @@ def _alive(pid: int) -> bool:
 
 @dataclass(frozen=True)
 class _Job:
-    kind: str  # "send" | "edit"
-    delivery: Delivery
+    kind: str  # "send" | "edit" | "digest"
+    delivery: Delivery | DigestPart
 
 
 class Outbox:
@@ -125,15 +128,18 @@ class Outbox:
         edit_window: float = 48 * 3600.0,
         pacing: Pacing | None = None,
         name: str = "outbox",
+        digest_targets: Mapping[str, list[Target]] | None = None,
     ):
         self.store = store
         self.sender = sender
         self.topic_of = {t: topic for topic, ts in targets.items() for t in ts}
+        # Targets that get digests (their messages are digest_parts rows, drained in the same lanes).
+        self.digest_topic_of = {t: topic for topic, ts in (digest_targets or {}).items() for t in ts}
         self.max_backlog = max_backlog
         self.edit_window = edit_window
         self.pacing = pacing or Pacing()
         self.name = name
-        self._lanes: dict[str, Lane] = {}
+        self._lanes: dict[str, Lane] = {}  # per chat
         self._overall = Window(self.pacing.overall, self.pacing.overall_window, self.pacing.margin)
         self._recovered = False
         self._rng = random.Random()
@@ -145,14 +151,15 @@ class Outbox:
                  pacing: Pacing | None = None) -> Outbox:
         """The outbox of one publisher kind: the configured targets of that kind, the [telegram] guard settings."""
         targets = {topic: [t for t in ts if t.kind == kind] for topic, ts in targets_for(config).items()}
+        digests = {topic: [t for t in ts if t.kind == kind] for topic, ts in digest_targets_for(config).items()}
         return cls(store, sender, {topic: ts for topic, ts in targets.items() if ts},
                    max_backlog=config.telegram.max_backlog, edit_window=config.telegram.edit_window,
-                   pacing=pacing, name=kind)
+                   pacing=pacing, name=kind, digest_targets={topic: ts for topic, ts in digests.items() if ts})
 
     @property
     def targets(self) -> list[Target]:
-        """Every target this outbox drains."""
-        return list(self.topic_of)
+        """Every target this outbox drains (one message per article, digests, or both)."""
+        return list(dict.fromkeys([*self.topic_of, *self.digest_topic_of]))
 
     # ---- start-up -------------------------------------------------------------------------------
 
@@ -166,6 +173,13 @@ class Outbox:
             else:
                 held.add(pid)
         count = self.store.requeue_sending(stale)
+        stale_parts = []
+        for part_id, pid in self.store.digest_sending_claims(self.targets):
+            if pid is None or (pid == me and -part_id not in _IN_FLIGHT) or (pid != me and not _alive(pid)):
+                stale_parts.append(part_id)
+            else:
+                held.add(pid)
+        count += self.store.requeue_digest_parts(stale_parts)
         if count:
             log.warning(
                 "%s: %d message(s) were in flight when the last process died; sending them again "
@@ -241,12 +255,16 @@ class Outbox:
                     continue
                 log.info("%s: %s was blocked (%s); trying it once now that feedbot (re)started",
                          self.name, target, state.last_error)
-            self.guard_backlog(target, stats, now)
-            jobs = [_Job("send", d) for d in self.store.deliveries(target=target, statuses=("pending",))]
-            jobs += [
-                _Job("edit", d)
-                for d in self.store.edits_due([target], now - timedelta(seconds=self.edit_window))
-            ]
+            jobs: list[_Job] = []
+            if target in self.topic_of:
+                self.guard_backlog(target, stats, now)
+                jobs += [_Job("send", d) for d in self.store.deliveries(target=target, statuses=("pending",))]
+                jobs += [
+                    _Job("edit", d)
+                    for d in self.store.edits_due([target], now - timedelta(seconds=self.edit_window))
+                ]
+            if target in self.digest_topic_of:
+                jobs += [_Job("digest", p) for p in self.store.digest_parts(target, ("pending",))]
             if not jobs:
                 self.store.mark_healthy(target, now)
                 continue
@@ -275,10 +293,12 @@ class Outbox:
         return stats
 
     def _lane_for(self, target: Target) -> Lane:
-        if target not in self._lanes:
+        # Keyed by the chat, not the target: Telegram's per-chat limit covers every forum topic of a group.
+        chat = f"{target.kind}:{target.address}"
+        if chat not in self._lanes:
             p = self.pacing
-            self._lanes[target] = Lane(Window(p.per_chat, p.per_chat_window, p.margin))
-        return self._lanes[target]
+            self._lanes[chat] = Lane(Window(p.per_chat, p.per_chat_window, p.margin))
+        return self._lanes[chat]
 
     async def _wait(self, seconds: float, stop: asyncio.Event, deadline: float | None) -> bool:
         """Sleep, waking early for stop; False when stopping or past the deadline."""
@@ -329,7 +349,9 @@ class Outbox:
                     healthy = False
                     if job.kind == "edit":
                         break  # edits are retried by the next drain
-                    job = _Job(job.kind, self.store.delivery(job.delivery.id) or job.delivery)
+                    fresh = (self.store.digest_part(job.delivery.id) if job.kind == "digest"
+                             else self.store.delivery(job.delivery.id))
+                    job = _Job(job.kind, fresh or job.delivery)
                     not_before = job.delivery.next_attempt_at
                     continue
                 if isinstance(outcome, TargetBlocked):
@@ -346,6 +368,14 @@ class Outbox:
 
     async def _attempt_claimed(self, target: Target, job: _Job, stats: DrainStats) -> PublishError | Sent | None:
         """Claim the row (compare-and-set), then attempt; None when another process claimed it first."""
+        if job.kind == "digest":
+            if not self.store.claim_digest_part(job.delivery.id, claimed_by=os.getpid()):
+                return None
+            _IN_FLIGHT.add(-job.delivery.id)  # negative: digest part ids live apart from delivery ids
+            try:
+                return await self._attempt_digest(target, job.delivery, stats)  # type: ignore[arg-type]
+            finally:
+                _IN_FLIGHT.discard(-job.delivery.id)
         if job.kind == "send":
             if not self.store.claim_for_sending(job.delivery.id, claimed_by=os.getpid()):
                 log.info("%s: %s: delivery %d was already taken by another process; skipped",
@@ -356,6 +386,40 @@ class Outbox:
             return await self._attempt(target, job, stats)
         finally:
             _IN_FLIGHT.discard(job.delivery.id)
+
+    async def _attempt_digest(self, target: Target, part: DigestPart, stats: DrainStats) -> PublishError | Sent:
+        """One digest message and its bookkeeping (claimed); the same outcomes as an article's send."""
+        try:
+            sent = await self.sender.send_digest(target, part)
+        except FloodWait as exc:
+            stats.rate_limited += 1
+            self.store.mark_digest_part_retry(part.id, error=str(exc), next_attempt_at=utcnow())
+            return exc
+        except TransientPublishError as exc:
+            if self.closing:
+                return exc  # left 'sending': resolved at the next start, like an article
+            stats.retried += 1
+            log.warning("%s: %s: digest %s part %d: %s; will retry", self.name, target, part.period, part.part, exc)
+            self.store.mark_digest_part_retry(part.id, error=str(exc), next_attempt_at=self._retry_at(part.attempts))
+            return exc
+        except TargetBlocked as exc:
+            retry_at = utcnow() + timedelta(seconds=self.pacing.blocked_retry)
+            log.error("%s: %s: %s; its messages stay pending", self.name, target, exc)
+            self.store.mark_digest_part_retry(part.id, error=str(exc), next_attempt_at=utcnow())
+            self.store.set_target_state(target, "blocked", error=str(exc), retry_at=retry_at)
+            return exc
+        except DeliveryRejected as exc:
+            stats.failed += 1
+            log.error("%s: %s: digest %s part %d rejected: %s", self.name, target, part.period, part.part, exc)
+            self.store.mark_digest_part_failed(part.id, error=str(exc))
+            return exc
+        except PublisherUnauthorized:
+            self.store.mark_digest_part_retry(part.id, error="401 Unauthorized", next_attempt_at=utcnow())
+            raise
+        self.store.mark_digest_part_sent(part.id, message_id=sent.message_id, note=sent.note)
+        stats.digests += 1
+        stats.plain_fallbacks += sent.plain_fallback
+        return sent
 
     async def _attempt(self, target: Target, job: _Job, stats: DrainStats) -> PublishError | Sent:
         """One request and its bookkeeping (the row already claimed); returns the outcome instead of raising."""

@@ -28,9 +28,23 @@ def find_targets(targets: dict[str, list[Target]], text: str) -> list[Target]:
             if t.address == address and (not thread or str(t.thread) == thread) and (not sep or t.kind == kind)]
 
 
+def telegram_target(config: Config, topic: str) -> Target:
+    """The chat (and forum topic) of a channel, as the outbox keys it."""
+    return Target(TELEGRAM, normalize_chat(config.chats[topic]), config.channel(topic).thread)
+
+
 def targets_for(config: Config) -> dict[str, list[Target]]:
-    """topic → targets: the topic's Telegram chat with a token, else the console for every topic."""
+    """topic → targets of one message per article: the topic's Telegram chat (and forum topic) with a token
+    unless the channel only wants digests, else the console for every topic."""
     if config.telegram.token is not None:
-        return {topic: [Target(TELEGRAM, normalize_chat(chat))] for topic, chat in config.chats.items()
-                if topic in config.topics}
+        return {topic: [telegram_target(config, topic)] for topic in config.chats
+                if topic in config.topics and config.channel(topic).instant}
     return {topic: [Target(CONSOLE, topic)] for topic in config.topics}
+
+
+def digest_targets_for(config: Config) -> dict[str, list[Target]]:
+    """topic → Telegram targets that get the channel's digest (mode "digest" or "both"; a token needed)."""
+    if config.telegram.token is None:
+        return {}
+    return {topic: [telegram_target(config, topic)] for topic in config.chats
+            if topic in config.topics and config.channel(topic).digests}

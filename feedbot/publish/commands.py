@@ -7,14 +7,17 @@ import contextlib
 import html
 import logging
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from telegram import Bot, BotCommand, LinkPreviewOptions, Update
 from telegram.constants import ParseMode
 from telegram.error import InvalidToken, TelegramError
 
-from feedbot.clock import SHANGHAI
+from feedbot.clock import SHANGHAI, utcnow
 from feedbot.errors import TelegramUnauthorized
 from feedbot.publish.channels import ALL, Channel
+from feedbot.publish.digests import DigestPlanner, current_period
+from feedbot.publish.format import TELEGRAM_LIMIT, trim_excerpt, visible_units
 from feedbot.store import Store
 
 log = logging.getLogger("feedbot.publish.telegram")
@@ -26,15 +29,20 @@ COMMANDS = (
     ("help", "用法"),
     ("topics", "频道列表与订阅链接"),
     ("latest", "某个频道的最新 5 篇：/latest <频道>"),
+    ("digest", "某个频道本期（至今）的摘要：/digest <频道>"),
 )
+LATEST_TITLE = 150  # characters of a title in /latest: five of them always fit one message
 
 
 class CommandBot:
     """Answers commands in private chats from the store and the channel catalogue."""
 
     def __init__(self, bot: Bot, store: Store, catalogue: Sequence[Channel], base_url: str, *,
-                 clean: Callable[[str], str]):
+                 clean: Callable[[str], str], digests: DigestPlanner | None = None,
+                 clock: Callable[[], datetime] = utcnow):
         self.bot = bot
+        self.digests = digests  # renders /digest (the schedules of every channel)
+        self.clock = clock
         self.store = store
         self.channels = [c for c in catalogue if c.id != ALL]
         self.base_url = base_url
@@ -89,14 +97,34 @@ class CommandBot:
         if not words[0].startswith("/"):
             return False
         command = words[0][1:].split("@")[0].lower()
-        reply = self.command_reply(command, words[1:])
-        await self.bot.send_message(
-            chat_id=message.chat.id,
-            text=reply,
-            parse_mode=ParseMode.HTML,
-            link_preview_options=LinkPreviewOptions(is_disabled=True),
-        )
+        replies = self.digest_reply(words[1:]) if command == "digest" else [self.command_reply(command, words[1:])]
+        for reply in replies:
+            await self.bot.send_message(
+                chat_id=message.chat.id,
+                text=reply,
+                parse_mode=ParseMode.HTML,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+            )
         return True
+
+    def _topic(self, args: list[str]) -> str | None:
+        wanted = (args[0] if args else "").lstrip("#").lower()
+        return next((c.id for c in self.channels
+                     if wanted in (c.id.lower(), c.name.lower(), c.hashtag.lstrip("#").lower())), None)
+
+    def digest_reply(self, args: list[str]) -> list[str]:
+        """/digest <channel>: the current period so far, as the digest would list it (one or more messages)."""
+        esc = html.escape
+        topic = self._topic(args)
+        if topic is None or self.digests is None:
+            names = ", ".join(f"<code>{esc(c.id)}</code>" for c in self.channels)
+            return [f"用法：/digest &lt;频道&gt;，频道：{names}"]
+        period = current_period(self.digests.schedules[topic], self.digests.tz, self.clock())
+        _, messages = self.digests.render(topic, period)
+        if not messages:
+            name = next(c.name for c in self.channels if c.id == topic)
+            return [f"<b>{esc(name)}</b>：本期（{esc(period.label)}）还没有文章。"]
+        return [m.html for m in messages]
 
     def command_reply(self, command: str, args: list[str]) -> str:
         """The HTML answer to one command."""
@@ -117,15 +145,14 @@ class CommandBot:
         intro = "本机器人把中国气候政策新闻按频道整理，发到 Telegram 频道和 RSS/Atom 订阅源。\n\n"
         return (
             (intro if command == "start" else "")
-            + "/topics — 频道列表与订阅链接\n/latest &lt;频道&gt; — 该频道最新 5 篇\n\n频道："
+            + "/topics — 频道列表与订阅链接\n/latest &lt;频道&gt; — 该频道最新 5 篇\n"
+            + "/digest &lt;频道&gt; — 该频道本期至今的摘要\n\n频道："
             + names
         )
 
     def _latest(self, args: list[str]) -> str:
         esc = html.escape
-        wanted = (args[0] if args else "").lstrip("#").lower()
-        topic = next((c.id for c in self.channels
-                      if wanted in (c.id.lower(), c.name.lower(), c.hashtag.lstrip("#").lower())), None)
+        topic = self._topic(args)
         if topic is None:
             names = ", ".join(f"<code>{esc(c.id)}</code>" for c in self.channels)
             return f"用法：/latest &lt;频道&gt;，频道：{names}"
@@ -137,7 +164,10 @@ class CommandBot:
         for number, article in enumerate(articles, 1):
             moment = article.published_at or article.first_seen_at
             when = moment.astimezone(SHANGHAI).strftime("%m-%d") if moment else ""
-            title = esc(article.title, quote=False)
+            title = esc(trim_excerpt(" ".join(article.title.split()), LATEST_TITLE) or "(无标题)", quote=False)
             link = f'<a href="{esc(article.url, quote=True)}">{title}</a>' if article.url else title
-            lines.append(f"{number}. {link} {when}".rstrip())
+            line = f"{number}. {link} {when}".rstrip()
+            if visible_units("\n".join([*lines, line])) > TELEGRAM_LIMIT:  # one message, always
+                break
+            lines.append(line)
         return "\n".join(lines)

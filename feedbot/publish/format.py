@@ -16,6 +16,9 @@ TELEGRAM_LIMIT = 4096  # characters after entity parsing, counted in UTF-16 code
 TITLE_LIMIT = 300  # a title longer than this is an extraction error; don't let it eat the message
 SENTENCE_ENDS = "。！？!?…"
 LINK_TEXT = "原文链接"
+STYLES = ("lead", "full", "headline")
+LEAD_UNITS = 240  # the lead: the excerpt up to the last sentence end within this many characters
+LEAD_SHORTEST = 80  # …unless that keeps less than this; then a plain cut (the rest follows in the quote)
 ELLIPSIS = "…"
 _TAG = re.compile(r"<[^>]*>")
 
@@ -112,6 +115,19 @@ def _excerpt_source(article: StoredArticle, topic: str) -> str:
     return article.text.strip()
 
 
+def split_lead(text: str, size: int = LEAD_UNITS) -> tuple[str, str]:
+    """(lead, rest): the text up to the last sentence end within ``size`` UTF-16 units, and what follows."""
+    text = text.strip()
+    if utf16_units(text) <= size:
+        return text, ""
+    prefix = cut_units(text, size)
+    end = max(prefix.rfind(mark) for mark in SENTENCE_ENDS)
+    cut = end + 1 if end >= 0 and utf16_units(prefix[: end + 1]) >= LEAD_SHORTEST else len(prefix)
+    while end >= 0 and cut < len(text) and text[cut] in "”’」』）)":
+        cut += 1
+    return text[:cut].rstrip(), text[cut:].strip()
+
+
 def format_article(
     article: StoredArticle,
     topic: str,
@@ -119,8 +135,71 @@ def format_article(
     *,
     outlet: str | None = None,
     limit: int = TELEGRAM_LIMIT,
+    style: str = "full",
 ) -> Message:
-    """The message for one article in one channel, at most ``limit`` UTF-16 units after entity parsing."""
+    """The message for one article in one channel in a style, at most ``limit`` UTF-16 units after parsing.
+
+    ``full``: title, outlet · date, the whole excerpt, the 原文链接 link, the hashtag.
+    ``lead``: the title linked, outlet · date, a lead of two or three sentences, the rest of the excerpt
+    in an expandable quote (Bot API 7.4), the hashtag. ``headline``: the title linked, outlet · date, hashtag.
+    """
+    if style == "full":
+        return _format_full(article, topic, hashtag, outlet=outlet, limit=limit)
+    title = trim_excerpt(" ".join(article.title.split()), TITLE_LIMIT) or "(无标题)"
+    meta = _meta_line(article, outlet)
+    link = article.original_url
+    tag = make_hashtag(hashtag)
+    lead, rest = split_lead(_excerpt_source(article, topic)) if style == "lead" else ("", "")
+    esc = html.escape
+
+    def build(lead: str, rest: str) -> Message:
+        head = f"<b>{esc(title, quote=False)}</b>"
+        if link:
+            head = f'<a href="{esc(link, quote=True)}">{head}</a>'
+        html_parts, plain_parts = [head], [title]
+        if meta:
+            html_parts.append(esc(meta, quote=False))
+            plain_parts.append(meta)
+        if lead:
+            html_parts += ["", esc(lead, quote=False)]
+            plain_parts += ["", lead]
+        if rest:
+            html_parts.append(f"<blockquote expandable>{esc(rest, quote=False)}</blockquote>")
+            plain_parts += ["", rest]
+        if link:
+            plain_parts += ["", f"{LINK_TEXT}: {link}"]
+        if tag:
+            # A quote is a block of its own: the tag follows it directly, else after a blank line.
+            html_parts += [tag] if rest else ["", tag]
+            plain_parts += [tag] if link else ["", tag]
+        return Message(html="\n".join(html_parts), plain="\n".join(plain_parts))
+
+    def size(message: Message) -> int:
+        return max(message.units, utf16_units(message.plain))
+
+    message = build(lead, rest)
+    if size(message) > limit:  # the quote gives way first, then the lead
+        room = limit - size(build(lead, "")) - 2
+        rest = trim_excerpt(rest, room) if room > 1 else ""
+        message = build(lead, rest)
+        while size(message) > limit and (lead or rest):
+            if rest:
+                rest = trim_excerpt(rest, utf16_units(rest) - 1)
+            else:
+                lead = trim_excerpt(lead, utf16_units(lead) - 1)
+            message = build(lead, rest)
+    return message
+
+
+def _format_full(
+    article: StoredArticle,
+    topic: str,
+    hashtag: str = "",
+    *,
+    outlet: str | None = None,
+    limit: int = TELEGRAM_LIMIT,
+) -> Message:
+    """Today's message: the channel's whole excerpt under the title, trimmed to ``limit``."""
     title = trim_excerpt(" ".join(article.title.split()), TITLE_LIMIT) or "(无标题)"
     meta = _meta_line(article, outlet)
     link = article.original_url

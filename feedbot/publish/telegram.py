@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import logging
 import warnings
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from telegram import Bot, LinkPreviewOptions
 from telegram.constants import ParseMode
@@ -24,6 +26,7 @@ from telegram.error import (
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
+from feedbot.clock import utcnow
 from feedbot.errors import (
     DeliveryRejected,
     FloodWait,
@@ -31,10 +34,11 @@ from feedbot.errors import (
     TelegramUnauthorized,
     TransientPublishError,
 )
-from feedbot.model import StoredArticle, Target
+from feedbot.model import DigestPart, StoredArticle, Target
 from feedbot.outbox import TELEGRAM, DrainStats, Outbox, Pacing, Sent
 from feedbot.publish.channels import channels
 from feedbot.publish.commands import POLL_TIMEOUT, CommandBot
+from feedbot.publish.digests import DigestPlanner
 from feedbot.publish.format import TELEGRAM_LIMIT, Message, format_article
 from feedbot.settings.config import Config
 from feedbot.settings.secrets import redact
@@ -119,22 +123,56 @@ class _BadRequest(DeliveryRejected):
     """A 400 the sender may still fix (plain text, shorter)."""
 
 
+def preview_options(setting: str | bool) -> LinkPreviewOptions:
+    """``link_preview`` as Bot API LinkPreviewOptions: off, small or large, below or above the text."""
+    if isinstance(setting, bool):  # the old `link_preview = true | false`
+        setting = "large" if setting else "off"
+    if setting == "off":
+        return LinkPreviewOptions(is_disabled=True)
+    size, _, where = setting.partition("-")
+    return LinkPreviewOptions(is_disabled=False, prefer_small_media=size == "small",
+                              prefer_large_media=size == "large", show_above_text=where == "above")
+
+
+def in_window(window: tuple[int, int] | None, moment: datetime, tz: ZoneInfo) -> bool:
+    """Whether ``moment`` falls in a local [start, end) window of minutes (which may wrap midnight)."""
+    if window is None:
+        return False
+    local = moment.astimezone(tz)
+    minute = local.hour * 60 + local.minute
+    start, end = window
+    return start <= minute < end if start < end else minute >= start or minute < end
+
+
 class TelegramSender:
     """Formats one article for one chat and sends or edits it; maps Bot API errors to outbox errors."""
 
-    def __init__(self, bot: Bot, config: Config):
+    def __init__(self, bot: Bot, config: Config, *, clock: Callable[[], datetime] = utcnow):
         self.bot = bot
         self.config = config
         self.token = config.telegram.token.reveal() if config.telegram.token else ""
         self.outlets = {s.id: s.outlet for s in config.sources if s.outlet}
-        self.preview = LinkPreviewOptions(is_disabled=not config.telegram.link_preview)
         self.channels = {c.id: c for c in channels(config.topics, config.chats)}
+        self.tz = ZoneInfo(config.telegram.timezone)
+        self.clock = clock  # quiet hours are judged on it (tests move it)
 
     def _format(self, article: StoredArticle, topic: str, limit: int = TELEGRAM_LIMIT) -> Message:
         hashtag = self.channels[topic].hashtag if topic in self.channels else topic
         return format_article(
-            article, topic, hashtag, outlet=self.outlets.get(article.source_id), limit=limit
+            article, topic, hashtag, outlet=self.outlets.get(article.source_id), limit=limit,
+            style=self.config.channel(topic).style,
         )
+
+    def _extra(self, target: Target, topic: str | None, *, new: bool) -> dict[str, Any]:
+        """Per-channel request options: link preview; for a new message its forum topic and quiet hours."""
+        settings = self.config.channel(topic) if topic else None
+        extra: dict[str, Any] = {
+            "link_preview_options": preview_options(settings.link_preview if settings else "off")}
+        if new and target.thread is not None:
+            extra["message_thread_id"] = target.thread
+        if new and settings is not None and in_window(settings.quiet_hours, self.clock(), self.tz):
+            extra["disable_notification"] = True
+        return extra
 
     def _clean(self, text: str) -> str:
         return redact(text, [self.token])
@@ -161,6 +199,8 @@ class TelegramSender:
             text = self._clean(exc.message)
             if "chat not found" in text.lower():
                 raise TargetBlocked(f"400 {text} (check telegram_chat)") from None
+            if "thread not found" in text.lower():  # the forum topic was deleted
+                raise TargetBlocked(f"400 {text} (check telegram_thread)") from None
             raise _BadRequest(f"400 {text}") from None
         except TimedOut as exc:
             raise TransientPublishError(f"timed out: {self._clean(str(exc))}") from None
@@ -177,7 +217,6 @@ class TelegramSender:
                 chat_id=chat,
                 text=message.html,
                 parse_mode=ParseMode.HTML,
-                link_preview_options=self.preview,
                 **extra,
             )
             return result, Sent(message_id=getattr(result, "message_id", None))
@@ -186,7 +225,7 @@ class TelegramSender:
                 raise
             log.warning("telegram: %s: HTML rejected (%s); sending as plain text", chat, exc)
             result = await self._call(
-                method, chat_id=chat, text=message.plain, link_preview_options=self.preview, **extra
+                method, chat_id=chat, text=message.plain, **extra
             )
             return result, Sent(
                 message_id=getattr(result, "message_id", None),
@@ -216,14 +255,23 @@ class TelegramSender:
         raise DeliveryRejected(str(last))
 
     async def send(self, target: Target, article: StoredArticle, topic: str) -> Sent:
-        """Post a new message to the target's chat."""
-        return await self._with_shrinking("send_message", target.address, article, topic)
+        """Post a new message to the target's chat (and forum topic), silently in its quiet hours."""
+        return await self._with_shrinking("send_message", target.address, article, topic,
+                                          **self._extra(target, topic, new=True))
+
+    async def send_digest(self, target: Target, part: DigestPart) -> Sent:
+        """Post one message of a digest (its text fixed when the digest was made)."""
+        extra = self._extra(target, part.topic, new=True)
+        extra["link_preview_options"] = LinkPreviewOptions(is_disabled=True)  # a list of links: no preview
+        _, sent = await self._deliver("send_message", target.address, Message(part.html, part.plain), **extra)
+        return sent
 
     async def edit(self, target: Target, message_id: int, article: StoredArticle, topic: str) -> Sent:
         """Replace the text of a message already posted; an unchanged text is fine."""
         try:
             sent = await self._with_shrinking(
-                "edit_message_text", target.address, article, topic, message_id=message_id
+                "edit_message_text", target.address, article, topic, message_id=message_id,
+                **self._extra(target, topic, new=False)
             )
         except DeliveryRejected as exc:
             if "not modified" in str(exc).lower():
@@ -235,14 +283,16 @@ class TelegramSender:
 class TelegramPublisher:
     """The Telegram side of the daemon: ``start``, ``drain`` (repeatedly), ``run_commands``, ``close``."""
 
-    def __init__(self, config: Config, store: Store, *, pacing: Pacing | None = None, bot: Bot | None = None):
+    def __init__(self, config: Config, store: Store, *, pacing: Pacing | None = None, bot: Bot | None = None,
+                 clock: Callable[[], datetime] = utcnow):
         self.config = config
         self.store = store
         self.bot = bot or build_bot(config)
-        self.sender = TelegramSender(self.bot, config)
+        self.sender = TelegramSender(self.bot, config, clock=clock)
         self.outbox = Outbox.for_kind(config, store, self.sender, TELEGRAM, pacing=pacing)
         self.commands = CommandBot(self.bot, store, channels(config.topics, config.chats), config.web.base_url,
-                                   clean=self.sender._clean)
+                                   clean=self.sender._clean, clock=clock,
+                                   digests=DigestPlanner.for_config(config, store, {t: [] for t in config.topics}))
         self._started = False
 
     async def start(self) -> str:

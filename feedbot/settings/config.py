@@ -17,23 +17,34 @@ from feedbot.settings.secrets import redact_url, url_secrets
 from feedbot.settings.topics import TopicRules
 from feedbot.settings.values import (
     DURATION_RANGES,
+    MODES,
+    STYLES,
+    DigestSchedule,
     Where,
     backfill,
     bounded_int,
     check_keys,
+    choice,
+    digest_schedule,
     expect,
     header_text,
     http_url,
+    link_preview,
     listen,
     parse_duration,
+    quiet_hours,
     suggest,
+    thread_id,
+    timezone_name,
 )
 
-__all__ = ["Config", "FeedsConfig", "FetchConfig", "Secret", "SourceConfig", "TelegramConfig", "WebConfig",
+__all__ = ["ChannelTelegram", "Config", "FeedsConfig",
+           "FetchConfig", "Secret", "SourceConfig", "TelegramConfig", "WebConfig",
            "find_config", "load_config", "parse_config", "parse_duration", "read_token"]
 
 DEFAULT_SOURCE_URL = "https://finews.withounder.com/category/zhongguohuanjingbao.html"
 SEARCH_PATHS = (Path("feedbot.toml"), Path("/etc/feedbot/feedbot.toml"))
+DAILY_0800 = DigestSchedule("daily", 8 * 60)
 TOKEN_ENV = "FEEDBOT_TELEGRAM_TOKEN"
 TOKEN_CREDENTIAL = "telegram_token"
 SOURCE_KINDS = ("jekyll", "feed")
@@ -113,9 +124,37 @@ class TelegramConfig:
     token: Secret | None = None
     api_base_url: str = "https://api.telegram.org"
     max_backlog: int = 5
-    link_preview: bool = False
+    link_preview: str = "off"  # off | small | large | small-above | large-above (true = large, false = off)
     edit_window: float = 48 * 3600.0  # seconds
-    commands: bool = True  # answer /start, /topics, /latest in private chats
+    commands: bool = True  # answer /start, /topics, /latest, /digest in private chats
+    # Defaults of the per-channel keys under [topics.<id>]:
+    style: str = "lead"  # lead | full | headline
+    mode: str = "instant"  # instant | digest | both
+    digest: DigestSchedule = DAILY_0800
+    quiet_hours: tuple[int, int] | None = None  # local minutes (start, end); may wrap midnight
+    timezone: str = "Asia/Shanghai"  # the local time of digest schedules and quiet hours
+
+
+@dataclass(frozen=True)
+class ChannelTelegram:
+    """One channel's Telegram settings, resolved against the [telegram] defaults."""
+
+    style: str = "lead"
+    mode: str = "instant"
+    digest: DigestSchedule = DAILY_0800
+    thread: int | None = None  # a forum topic of telegram_chat (message_thread_id)
+    quiet_hours: tuple[int, int] | None = None
+    link_preview: str = "off"
+
+    @property
+    def instant(self) -> bool:
+        """Whether each article is sent as its own message."""
+        return self.mode in ("instant", "both")
+
+    @property
+    def digests(self) -> bool:
+        """Whether the channel gets a digest per period."""
+        return self.mode in ("digest", "both")
 
 
 @dataclass(frozen=True)
@@ -138,6 +177,7 @@ class Config:
     sources: tuple[SourceConfig, ...]
     topics: Mapping[str, TopicRules]
     chats: Mapping[str, str] = field(default_factory=dict)  # topic id -> Telegram chat
+    channel_settings: Mapping[str, ChannelTelegram] = field(default_factory=dict)  # topic id -> its settings
     log_level: str = "info"
 
     @property
@@ -149,6 +189,13 @@ class Config:
     def feeds_dir(self) -> Path:
         """Where the generated feed files are written."""
         return self.state_dir / "feeds"
+
+    def channel(self, topic: str) -> ChannelTelegram:
+        """A channel's Telegram settings (the [telegram] defaults for one without its own)."""
+        if topic in self.channel_settings:
+            return self.channel_settings[topic]
+        t = self.telegram
+        return ChannelTelegram(t.style, t.mode, t.digest, None, t.quiet_hours, t.link_preview)
 
     def url_secrets(self) -> list[str]:
         """Passwords inside configured URLs, for the log redaction."""
@@ -168,7 +215,9 @@ class Config:
                          "api_base_url": redact_url(self.telegram.api_base_url)},
             "sources": [{**_plain(s), "url": s.display_url} for s in self.sources],
             "topics": {
-                tid: {"name": t.name, "telegram_chat": self.chats.get(tid)} for tid, t in self.topics.items()
+                tid: {"name": t.name, "telegram_chat": self.chats.get(tid),
+                      **{("telegram_thread" if k == "thread" else k): v for k, v in _plain(self.channel(tid)).items()}}
+                for tid, t in self.topics.items()
             },
         }
 
@@ -179,10 +228,20 @@ def _plain(obj: Any) -> dict[str, Any]:
         value = getattr(obj, f.name)
         if isinstance(value, date):
             value = value.isoformat()
+        elif isinstance(value, DigestSchedule):
+            value = str(value)
+        elif f.name == "quiet_hours":
+            value = _window_text(value)
         elif isinstance(value, Secret):
             value = "********"
         out[f.name] = value
     return out
+
+
+def _window_text(window: tuple[int, int] | None) -> str | None:
+    if window is None:
+        return None
+    return "-".join(f"{m // 60:02d}:{m % 60:02d}" for m in window)
 
 
 # ---- the tables ------------------------------------------------------------------------------
@@ -191,7 +250,10 @@ TOP_KEYS = ("state_dir", "log_level", "web", "fetch", "feeds", "telegram", "sour
 WEB_KEYS = ("listen", "base_url", "enabled")
 FETCH_KEYS = ("timeout", "deadline", "max_body_bytes", "max_redirects", "per_host", "delay", "user_agent")
 FEEDS_KEYS = ("entry_limit",)
-TELEGRAM_KEYS = ("api_base_url", "max_backlog", "link_preview", "edit_window", "commands")
+TELEGRAM_KEYS = ("api_base_url", "max_backlog", "link_preview", "edit_window", "commands", "style", "mode",
+                 "digest", "quiet_hours", "timezone")
+# Per-channel Telegram keys under [topics.<id>] (the rest of the table is the topic's routing rules).
+CHANNEL_KEYS = ("telegram_thread", "style", "mode", "digest", "quiet_hours", "link_preview")
 SOURCE_KEYS = ("id", "kind", "url", "interval", "backfill", "outlet", "name")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -235,10 +297,32 @@ def _parse_telegram(table: Mapping[str, Any], where: Where, token: Secret | None
         token=token,
         api_base_url=http_url(table.get("api_base_url", d.api_base_url), "telegram.api_base_url", where).rstrip("/"),
         max_backlog=bounded_int(table.get("max_backlog", d.max_backlog), "telegram.max_backlog", where),
-        link_preview=expect(table.get("link_preview", d.link_preview), bool, "telegram.link_preview", where,
-                             "true or false"),
+        link_preview=link_preview(table.get("link_preview", d.link_preview), "telegram.link_preview", where),
         edit_window=parse_duration(table.get("edit_window", d.edit_window), "telegram.edit_window", where),
         commands=expect(table.get("commands", d.commands), bool, "telegram.commands", where, "true or false"),
+        style=choice(table.get("style", d.style), STYLES, "telegram.style", where),
+        mode=choice(table.get("mode", d.mode), MODES, "telegram.mode", where),
+        digest=digest_schedule(table["digest"], "telegram.digest", where) if "digest" in table else d.digest,
+        quiet_hours=quiet_hours(table["quiet_hours"], "telegram.quiet_hours", where)
+        if "quiet_hours" in table else d.quiet_hours,
+        timezone=timezone_name(table.get("timezone", d.timezone), "telegram.timezone", where),
+    )
+
+
+def _channel_settings(body: dict[str, Any], key: str, where: Where, d: TelegramConfig) -> ChannelTelegram:
+    """Pop the per-channel Telegram keys of one [topics.<id>] table, defaults from [telegram]."""
+    own = {k: body.pop(k) for k in CHANNEL_KEYS if k in body}
+    at = f"{key}."
+    return ChannelTelegram(
+        style=choice(own["style"], STYLES, at + "style", where) if "style" in own else d.style,
+        mode=choice(own["mode"], MODES, at + "mode", where) if "mode" in own else d.mode,
+        digest=digest_schedule(own["digest"], at + "digest", where) if "digest" in own else d.digest,
+        thread=thread_id(own["telegram_thread"], at + "telegram_thread", where) if "telegram_thread" in own
+        else None,
+        quiet_hours=quiet_hours(own["quiet_hours"], at + "quiet_hours", where) if "quiet_hours" in own
+        else d.quiet_hours,
+        link_preview=link_preview(own["link_preview"], at + "link_preview", where) if "link_preview" in own
+        else d.link_preview,
     )
 
 
@@ -279,10 +363,12 @@ def _parse_sources(items: Any, where: Where) -> tuple[SourceConfig, ...]:
     return tuple(out)
 
 
-def _parse_topics(table: Any, where: Where) -> tuple[dict[str, TopicRules], dict[str, str]]:
+def _parse_topics(table: Any, where: Where, telegram: TelegramConfig
+                  ) -> tuple[dict[str, TopicRules], dict[str, str], dict[str, ChannelTelegram]]:
     expect(table, dict, "topics", where, "a table of topics ([topics.<id>])")
     defaults = rules.load_default_topics()
     chats: dict[str, str] = {}
+    settings: dict[str, ChannelTelegram] = {}
     user_rules: dict[str, dict] = {}
     for tid, body in table.items():
         key = f"topics.{tid}"
@@ -299,6 +385,9 @@ def _parse_topics(table: Any, where: Where) -> tuple[dict[str, TopicRules], dict
                 raise where.error(f"{key}.telegram_chat",
                                   f'bad chat {chat!r}: expected "@channelname" or a numeric chat id')
             chats[tid] = chat
+        settings[tid] = _channel_settings(body, key, where, telegram)
+        if settings[tid].thread is not None and tid not in chats:
+            raise where.error(f"{key}.telegram_thread", "a forum topic needs its group: set telegram_chat too")
         if tid not in defaults and not body:
             raise where.error(key, f"unknown topic {tid!r}{suggest(tid, tuple(defaults))}; "
                               "a new topic needs its own rules (name, terms)")
@@ -308,7 +397,7 @@ def _parse_topics(table: Any, where: Where) -> tuple[dict[str, TopicRules], dict
         topics = rules.merge_topics(defaults, user_rules, where.file) if user_rules else defaults
     except RulesError:
         raise
-    return topics, chats
+    return topics, chats, settings
 
 
 def default_sources() -> tuple[SourceConfig, ...]:
@@ -356,7 +445,8 @@ def parse_config(data: Mapping[str, Any], path: Path | None, env: Mapping[str, s
     check_keys(sections["feeds"], FEEDS_KEYS, where, "feeds.")
     feeds = FeedsConfig(entry_limit=bounded_int(sections["feeds"].get("entry_limit", 50), "feeds.entry_limit",
                                                  where, 1, 100_000))
-    topics, chats = _parse_topics(data.get("topics", {}), where)
+    telegram = _parse_telegram(sections["telegram"], where, read_token(env))
+    topics, chats, channel_settings = _parse_topics(data.get("topics", {}), where, telegram)
     sources = _parse_sources(data["sources"], where) if "sources" in data else default_sources()
     return Config(
         path=path,
@@ -364,10 +454,11 @@ def parse_config(data: Mapping[str, Any], path: Path | None, env: Mapping[str, s
         web=_parse_web(sections["web"], where),
         fetch=_parse_fetch(sections["fetch"], where),
         feeds=feeds,
-        telegram=_parse_telegram(sections["telegram"], where, read_token(env)),
+        telegram=telegram,
         sources=sources,
         topics=topics,
         chats=chats,
+        channel_settings=channel_settings,
         log_level=log_level,
     )
 

@@ -11,10 +11,12 @@ import ipaddress
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from feedbot.errors import ConfigError
 from feedbot.settings.secrets import redact_url
@@ -172,3 +174,91 @@ def backfill(value: Any, key: str, where: Where) -> int | date | None:
             pass
     raise where.error(key, f'expected a number of posts (0 to 1000000), a date (2024-01-31) or "all", '
                       f"got {value!r}")
+
+
+# ---- Telegram channel presentation and schedules ----------------------------------------------
+
+STYLES = ("lead", "full", "headline")
+MODES = ("instant", "digest", "both")
+LINK_PREVIEWS = ("off", "small", "large", "small-above", "large-above")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+@dataclass(frozen=True)
+class DigestSchedule:
+    """When a channel's digest goes out: every day, or one weekday, at a local time."""
+
+    every: str  # "daily" | "weekly"
+    minute_of_day: int  # local time
+    weekday: int = 0  # 0 = Monday (weekly only)
+
+    def __str__(self) -> str:
+        at = f"{self.minute_of_day // 60:02d}:{self.minute_of_day % 60:02d}"
+        return f"daily {at}" if self.every == "daily" else f"weekly {WEEKDAYS[self.weekday]} {at}"
+
+
+def choice(value: Any, choices: tuple[str, ...], key: str, where: Where) -> str:
+    """One of a fixed set of words."""
+    expect(value, str, key, where, "a string")
+    if value not in choices:
+        raise where.error(key, f"unknown value {value!r}: expected one of {', '.join(choices)}"
+                          f"{suggest(value, choices)}")
+    return value
+
+
+def clock_minutes(text: str, key: str, where: Where) -> int:
+    """'08:00' → 480 minutes after local midnight."""
+    match = _CLOCK.match(text.strip())
+    if not match:
+        raise where.error(key, f'bad time {text!r}: expected HH:MM, e.g. "08:00"')
+    return int(match.group(1)) * 60 + int(match.group(2))
+
+
+def digest_schedule(value: Any, key: str, where: Where) -> DigestSchedule:
+    """'daily 08:00' or 'weekly mon 08:00'."""
+    expect(value, str, key, where, 'a schedule string ("daily 08:00" or "weekly mon 08:00")')
+    words = value.lower().split()
+    if len(words) == 2 and words[0] == "daily":
+        return DigestSchedule("daily", clock_minutes(words[1], key, where))
+    if len(words) == 3 and words[0] == "weekly":
+        if words[1] not in WEEKDAYS:
+            raise where.error(key, f"bad weekday {words[1]!r}: expected one of {', '.join(WEEKDAYS)}")
+        return DigestSchedule("weekly", clock_minutes(words[2], key, where), WEEKDAYS.index(words[1]))
+    raise where.error(key, f'bad schedule {value!r}: expected "daily HH:MM" or "weekly mon HH:MM"')
+
+
+def quiet_hours(value: Any, key: str, where: Where) -> tuple[int, int] | None:
+    """'23:00-07:00' → (1380, 420) local minutes (the window may wrap midnight); "" or "off" → None."""
+    expect(value, str, key, where, 'a time window string ("23:00-07:00")')
+    if value.strip().lower() in ("", "off"):
+        return None
+    start, sep, end = value.partition("-")
+    if not sep:
+        raise where.error(key, f'bad window {value!r}: expected "HH:MM-HH:MM", e.g. "23:00-07:00"')
+    window = clock_minutes(start, key, where), clock_minutes(end, key, where)
+    if window[0] == window[1]:
+        raise where.error(key, f"empty window {value!r}: start and end are the same time")
+    return window
+
+
+def timezone_name(value: Any, key: str, where: Where) -> str:
+    """An IANA time zone name (Asia/Shanghai)."""
+    expect(value, str, key, where, 'a time zone name (e.g. "Asia/Shanghai")')
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise where.error(key, f"unknown time zone {value!r} (expected an IANA name like Asia/Shanghai)") from None
+    return value
+
+
+def link_preview(value: Any, key: str, where: Where) -> str:
+    """true/false (the old boolean: large/off) or one of LINK_PREVIEWS."""
+    if isinstance(value, bool):
+        return "large" if value else "off"
+    return choice(value, LINK_PREVIEWS, key, where)
+
+
+def thread_id(value: Any, key: str, where: Where) -> int:
+    """A forum topic id (message_thread_id): a positive integer."""
+    return bounded_int(value, key, where, 1, 2**31 - 1)

@@ -173,6 +173,11 @@ def adopt_target_rows(conn: sqlite3.Connection, old: str, new: str) -> int:
         "(SELECT article_id FROM deliveries WHERE target = ? AND status IN ('sent', 'sending'))", [new, old])
     moved = conn.execute("UPDATE OR IGNORE deliveries SET target = ? WHERE target = ?", [new, old]).rowcount
     conn.execute("DELETE FROM deliveries WHERE target = ?", [old])
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'digests'").fetchone():
+        # Digests follow their chat too: a period recorded under the old spelling is never made again.
+        conn.execute("UPDATE OR IGNORE digests SET target = ? WHERE target = ?", [new, old])
+        conn.execute("DELETE FROM digest_parts WHERE digest_id IN (SELECT id FROM digests WHERE target = ?)", [old])
+        conn.execute("DELETE FROM digests WHERE target = ?", [old])
     row = conn.execute("SELECT status, first_seen_at, retry_at, last_error, healthy_at, chat_id FROM targets "
                        "WHERE target = ?", [old]).fetchone()
     if row is not None:
@@ -209,8 +214,25 @@ def _quarantine(db: sqlite_utils.Database) -> None:
                "strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now', '+2 days')")
 
 
+def _digests(db: sqlite_utils.Database) -> None:
+    # A channel's digest per (target, period), recorded once (the period's key is unique), and its messages:
+    # outbox rows with the same claim / requeue life as deliveries, their text fixed when the digest is made.
+    db["digests"].create({
+        "id": int, "target": str, "topic": str, "period": str, "period_start": str, "period_end": str,
+        "status": str, "articles": int, "note": str, "created_at": str,
+    }, pk="id", not_null={"target", "topic", "period", "status", "created_at"}, if_not_exists=True)
+    db.execute("CREATE UNIQUE INDEX IF NOT EXISTS idx_digests_period ON digests (target, period)")
+    db["digest_parts"].create({
+        "id": int, "digest_id": int, "part": int, "html": str, "plain": str, "status": str, "attempts": int,
+        "claimed_by": int, "message_id": int, "next_attempt_at": str, "last_error": str, "sent_at": str,
+    }, pk="id", not_null={"digest_id", "part", "html", "plain", "status"}, defaults={"attempts": 0},
+        foreign_keys=[("digest_id", "digests", "id")], if_not_exists=True)
+    db.execute("CREATE UNIQUE INDEX IF NOT EXISTS idx_digest_parts ON digest_parts (digest_id, part)")
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
-    _v1, _v2, _v3, _delivery_claims, _target_identity, _post_retries, _search_and_page_indexes, _quarantine)
+    _v1, _v2, _v3, _delivery_claims, _target_identity, _post_retries, _search_and_page_indexes, _quarantine,
+    _digests)
 SCHEMA_VERSION = len(MIGRATIONS)
 FEEDBOT_TABLES = frozenset({"sources", "pages", "articles", "classifications", "deliveries", "targets", "meta"})
 

@@ -25,6 +25,7 @@ from aiohttp import web
 
 from feedbot.clock import format_http_date
 from feedbot.publish import feeds
+from feedbot.publish.digestfeeds import digest_feed_ids
 from feedbot.settings.secrets import redact
 from feedbot.web.article import render_article
 from feedbot.web.channel import find_channel, render_channel
@@ -120,7 +121,8 @@ def create_app(
     app = web.Application(middlewares=[_headers])
     app[_CONFIG] = config
     app[_STORE] = store
-    app[_FILES] = FeedFiles(config.feeds_dir, [c.id for c in feeds.channels(config.topics, config.chats)])
+    ids = [c.id for c in feeds.channels(config.topics, config.chats)]
+    app[_FILES] = FeedFiles(config.feeds_dir, ids + digest_feed_ids([i for i in ids if i in config.topics]))
     app[_HEALTH] = health
     app[_METRICS] = metrics
     # add_get also answers HEAD (same headers, no body).

@@ -151,6 +151,8 @@ def parse_html(text: str) -> tuple[str, list[dict[str, Any]]]:
             }
             if open_name == "a":
                 entity["url"] = attrs.get("href", "")
+            if open_name == "blockquote" and "expandable" in attrs:  # Bot API 7.4: collapsed until tapped
+                entity["type"] = "expandable_blockquote"
             if entity["length"] > 0:
                 entities.append(entity)
         else:
@@ -204,6 +206,10 @@ class Recorded:
     preview_disabled: bool | None
     at: float
     edits: list[str] = field(default_factory=list)  # parsed texts of later edits
+    thread_id: int | None = None  # message_thread_id: the forum topic it went to
+    silent: bool = False  # disable_notification
+    preview: dict[str, Any] | None = None  # link_preview_options as sent
+    entities: list[dict[str, Any]] = field(default_factory=list)
 
 
 class BotApiDouble:
@@ -247,6 +253,8 @@ class BotApiDouble:
         self.chat_ids: dict[str, int] = {}
         self.migrated_chats: dict[str, int] = {}
         self.getme_result: Any = BOT_USER  # a test may make getMe answer something malformed
+        # Forum supergroups: chat id → its topics (message_thread_id); a send to another thread is a 400.
+        self.forum_topics: dict[str, set[int]] = {}
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
@@ -286,6 +294,14 @@ class BotApiDouble:
     def sent_to(self, chat_id: str) -> list[Recorded]:
         """Accepted messages of one chat, in arrival order."""
         return [m for m in self.messages if m.chat_id == str(chat_id)]
+
+    def create_forum_topic(self, chat_id: str, thread_id: int) -> None:
+        """Make ``thread_id`` a topic of the forum supergroup ``chat_id``."""
+        self.forum_topics.setdefault(str(chat_id), set()).add(thread_id)
+
+    def delete_forum_topic(self, chat_id: str, thread_id: int) -> None:
+        """Delete a topic: later sends to it answer 400 "message thread not found"."""
+        self.forum_topics.get(str(chat_id), set()).discard(thread_id)
 
     def register_chat(self, username: str, chat_id: int) -> None:
         """Make "@username" (any case) and chat_id the same chat, as getChat tells."""
@@ -487,6 +503,9 @@ class BotApiDouble:
             "chat": chat,
             "text": record.edits[-1] if record.edits else record.parsed_text,
         }
+        if record.thread_id is not None:
+            body["message_thread_id"] = record.thread_id
+            body["is_topic_message"] = True
         if entities:
             body["entities"] = entities
         if chat["type"] == "channel":
@@ -531,6 +550,14 @@ class BotApiDouble:
         migrated = self._migrated(chat_id)
         if migrated:
             return migrated
+        thread = params.get("message_thread_id")
+        if thread not in (None, ""):
+            thread = int(thread)
+            if thread not in self.forum_topics.get(chat_id, set()):
+                self.counts["400 thread"] += 1
+                return self._error(400, "Bad Request: message thread not found")
+        else:
+            thread = None
         checked = self._check_text(params)
         if isinstance(checked, web.Response):
             return checked
@@ -547,6 +574,11 @@ class BotApiDouble:
             parse_mode=params.get("parse_mode"),
             preview_disabled=self._preview_disabled(params),
             at=time.time(),
+            thread_id=thread,
+            silent=str(params.get("disable_notification", "")).lower() == "true",
+            preview=params.get("link_preview_options") if isinstance(params.get("link_preview_options"), dict)
+            else None,
+            entities=entities,
         )
         self.messages.append(record)
         self._by_id[(chat_id, record.message_id)] = record

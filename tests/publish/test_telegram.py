@@ -355,5 +355,5 @@ async def test_private_chat_commands(api, store, tmp_path):
     ]
     assert "用法" in unknown
     assert api.sent_to("-100555") == []
-    assert [c["command"] for c in api.my_commands] == ["start", "help", "topics", "latest"]
+    assert [c["command"] for c in api.my_commands] == ["start", "help", "topics", "latest", "digest"]
     assert api.snapshot()["pending_updates"] == 0  # answered updates were confirmed
