@@ -4,14 +4,8 @@ Publisher-agnostic: a Sender (publish/telegram.py, publish/console.py) turns one
 message and raises the PublishError subclasses of feedbot.errors; this module decides when to send,
 what to retry, and what the store records.
 
-Backlog guard (decided here, documented in the report): at the start of every drain, for each target
-about to be worked on, when it has more than ``max_backlog`` pending deliveries AND either
-  * it never had a delivery sent (first run, or a chat newly configured), or
-  * it was last known healthy more than ``outage_after`` ago (process down, 401, 403, a Telegram
-    outage — "healthy" means a drain finished its lane without a block or a transient failure),
-then only the newest ``max_backlog`` pending items stay; the older ones are marked ``dropped`` with the
-reason. A target that has no deliveries at all yet (a chat configured on an existing install) is
-first seeded with the newest ``max_backlog`` stored articles of its topic.
+The backlog guard and the recovery of rows a dead process left 'sending' run before each drain
+(outbox/startup.py).
 
 Exactly once across processes: a row is claimed with a compare-and-set (``sending`` only from
 ``pending``, with the claiming pid), so two processes on one database never send one row twice; a
@@ -33,9 +27,8 @@ import os
 import random
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from feedbot.clock import utcnow
 from feedbot.errors import (
@@ -46,67 +39,15 @@ from feedbot.errors import (
     TargetBlocked,
     TransientPublishError,
 )
-from feedbot.model import Delivery, DigestPart, StoredArticle, Target
+from feedbot.model import Delivery, DigestPart, Target
+from feedbot.outbox.contract import DrainStats, Sender, Sent
 from feedbot.outbox.pacing import Lane, Pacing, Window
+from feedbot.outbox.startup import IN_FLIGHT, guard_backlog, requeue_dead_claims
 from feedbot.outbox.targets import digest_targets_for, targets_for
 from feedbot.settings.config import Config
 from feedbot.store import Store
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Sent:
-    """What a Sender reports after a message went out (or an edit landed)."""
-
-    message_id: int | None
-    note: str | None = None  # recorded on the delivery: plain-text fallback, shortened, not modified
-    plain_fallback: bool = False
-    shortened: bool = False
-
-
-class Sender(Protocol):
-    """Turns one delivery into one message; raises FloodWait, TransientPublishError, TargetBlocked, …"""
-
-    async def send(self, target: Target, article: StoredArticle, topic: str) -> Sent: ...
-
-    async def edit(self, target: Target, message_id: int, article: StoredArticle, topic: str) -> Sent: ...
-
-    async def send_digest(self, target: Target, part: DigestPart) -> Sent: ...
-
-
-@dataclass
-class DrainStats:
-    """What one drain did."""
-
-    sent: int = 0
-    edited: int = 0
-    digests: int = 0  # digest messages sent
-    failed: int = 0
-    dropped: int = 0
-    seeded: int = 0
-    requeued: int = 0  # 'sending' rows found on start (a previous process died mid-send)
-    rate_limited: int = 0  # 429s received
-    retried: int = 0  # 5xx / timeouts / network errors
-    plain_fallbacks: int = 0
-    shortened: int = 0
-    blocked: list[str] = field(default_factory=list)
-    stopped: bool = False  # returned because the stop event was set
-    seconds: float = 0.0
-
-
-# Delivery ids this process is sending right now: a 'sending' row with our pid outside this set is stale.
-_IN_FLIGHT: set[int] = set()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
 
 
 @dataclass(frozen=True)
@@ -165,68 +106,15 @@ class Outbox:
 
     def recover(self) -> int:
         """Re-queue rows a dead process left 'sending' (they may go out twice); rows a live process holds stay."""
-        me = os.getpid()
-        stale, held = [], set()
-        for delivery_id, pid in self.store.sending_claims(self.targets):
-            if pid is None or (pid == me and delivery_id not in _IN_FLIGHT) or (pid != me and not _alive(pid)):
-                stale.append(delivery_id)
-            else:
-                held.add(pid)
-        count = self.store.requeue_sending(stale)
-        stale_parts = []
-        for part_id, pid in self.store.digest_sending_claims(self.targets):
-            if pid is None or (pid == me and -part_id not in _IN_FLIGHT) or (pid != me and not _alive(pid)):
-                stale_parts.append(part_id)
-            else:
-                held.add(pid)
-        count += self.store.requeue_digest_parts(stale_parts)
-        if count:
-            log.warning(
-                "%s: %d message(s) were in flight when the last process died; sending them again "
-                "(at most one duplicate each)",
-                self.name,
-                count,
-            )
-        if held:
-            log.warning("%s: messages in flight in another live process (pid %s) are left to it",
-                        self.name, ", ".join(map(str, sorted(held))))
+        count = requeue_dead_claims(self.store, self.targets, self.name)
         self._recovered = True
         return count
 
     def guard_backlog(self, target: Target, stats: DrainStats, now: datetime | None = None) -> None:
         """Seed a brand-new target, then keep only the newest ``max_backlog`` pending items if it applies."""
-        now = now or utcnow()
-        topic = self.topic_of[target]
-        state = self.store.target_state(target)
-        # Never delivered to (a state row may exist: its chat id resolved, or a 403 before the first send).
-        if (state is None or state.healthy_at is None) and self.store.delivery_total(target) == 0:
-            for article in reversed(self.store.articles(topic, limit=self.max_backlog)):
-                stats.seeded += self.store.enqueue(article.id, topic, target, now)
-        pending = self.store.deliveries(target=target, statuses=("pending",))
-        reason = None
-        if len(pending) > self.max_backlog:
-            if self.store.sent_count(target) == 0:
-                reason = f"backlog: older than the newest {self.max_backlog} on first start of {target}"
-            else:
-                state = self.store.target_state(target)
-                healthy = state.healthy_at if state else None
-                if healthy and (now - healthy).total_seconds() > self.pacing.outage_after:
-                    hours = (now - healthy).total_seconds() / 3600
-                    reason = (f"backlog: older than the newest {self.max_backlog} "
-                              f"after {hours:.1f} h without sending")
-        if reason:
-            old = pending[: len(pending) - self.max_backlog]
-            self.store.mark_dropped([d.id for d in old], reason=reason)
-            stats.dropped += len(old)
-            log.info(
-                "%s: %s: dropped %d old message(s) (%s); they stay in the feeds",
-                self.name,
-                target,
-                len(old),
-                reason,
-            )
-        if self.store.target_state(target) is None:
-            self.store.set_target_state(target, "ok", now=now)
+        stats.seeded, stats.dropped = guard_backlog(
+            self.store, target, self.topic_of[target], self.max_backlog, self.pacing.outage_after, self.name,
+            now or utcnow(), seeded=stats.seeded, dropped=stats.dropped)
 
     # ---- the drain ------------------------------------------------------------------------------
 
@@ -371,21 +259,21 @@ class Outbox:
         if job.kind == "digest":
             if not self.store.claim_digest_part(job.delivery.id, claimed_by=os.getpid()):
                 return None
-            _IN_FLIGHT.add(-job.delivery.id)  # negative: digest part ids live apart from delivery ids
+            IN_FLIGHT.add(-job.delivery.id)  # negative: digest part ids live apart from delivery ids
             try:
                 return await self._attempt_digest(target, job.delivery, stats)  # type: ignore[arg-type]
             finally:
-                _IN_FLIGHT.discard(-job.delivery.id)
+                IN_FLIGHT.discard(-job.delivery.id)
         if job.kind == "send":
             if not self.store.claim_for_sending(job.delivery.id, claimed_by=os.getpid()):
                 log.info("%s: %s: delivery %d was already taken by another process; skipped",
                          self.name, target, job.delivery.id)
                 return None
-            _IN_FLIGHT.add(job.delivery.id)
+            IN_FLIGHT.add(job.delivery.id)
         try:
             return await self._attempt(target, job, stats)
         finally:
-            _IN_FLIGHT.discard(job.delivery.id)
+            IN_FLIGHT.discard(job.delivery.id)
 
     async def _attempt_digest(self, target: Target, part: DigestPart, stats: DrainStats) -> PublishError | Sent:
         """One digest message and its bookkeeping (claimed); the same outcomes as an article's send."""
