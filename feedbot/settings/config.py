@@ -14,6 +14,7 @@ from feedbot.errors import ConfigError, RulesError
 from feedbot.model import ALL_CHANNEL
 from feedbot.settings import topics as rules
 from feedbot.settings.secrets import redact_url, url_secrets
+from feedbot.settings.sourcekeys import LIST_KEYS, ListSelectors, apply_preset, parse_selectors
 from feedbot.settings.topics import TopicRules
 from feedbot.settings.values import (
     DURATION_RANGES,
@@ -29,14 +30,15 @@ from feedbot.settings.values import (
     suggest,
 )
 
-__all__ = ["Config", "FeedsConfig", "FetchConfig", "Secret", "SourceConfig", "TelegramConfig", "WebConfig",
+__all__ = ["Config", "FeedsConfig", "FetchConfig", "ListSelectors", "Secret", "SourceConfig", "TelegramConfig",
+           "WebConfig",
            "find_config", "load_config", "parse_config", "parse_duration", "read_token"]
 
 DEFAULT_SOURCE_URL = "https://finews.withounder.com/category/zhongguohuanjingbao.html"
 SEARCH_PATHS = (Path("feedbot.toml"), Path("/etc/feedbot/feedbot.toml"))
 TOKEN_ENV = "FEEDBOT_TELEGRAM_TOKEN"
 TOKEN_CREDENTIAL = "telegram_token"
-SOURCE_KINDS = ("jekyll", "feed")
+SOURCE_KINDS = ("jekyll", "feed", "html")
 _CHAT = re.compile(r"^(@[A-Za-z][A-Za-z0-9_]{3,}|-?\d+)$")
 _SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
@@ -86,6 +88,7 @@ class SourceConfig:
     backfill: int | date | None = 20  # posts (or a date) the first poll fetches; None = everything
     outlet: str | None = None
     name: str | None = None
+    selectors: ListSelectors | None = None  # kind "html": how to read the list page and its posts
 
     @property
     def display_url(self) -> str:
@@ -192,7 +195,7 @@ WEB_KEYS = ("listen", "base_url", "enabled")
 FETCH_KEYS = ("timeout", "deadline", "max_body_bytes", "max_redirects", "per_host", "delay", "user_agent")
 FEEDS_KEYS = ("entry_limit",)
 TELEGRAM_KEYS = ("api_base_url", "max_backlog", "link_preview", "edit_window", "commands")
-SOURCE_KEYS = ("id", "kind", "url", "interval", "backfill", "outlet", "name")
+SOURCE_KEYS = ("id", "kind", "url", "interval", "backfill", "outlet", "name", *LIST_KEYS)
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -250,6 +253,7 @@ def _parse_sources(items: Any, where: Where) -> tuple[SourceConfig, ...]:
         prefix = f"sources[{index}]"
         expect(table, dict, prefix, where, "a table")
         check_keys(table, SOURCE_KEYS, where, prefix + ".")
+        table = apply_preset(table, prefix, where)
         for required in ("id", "url"):
             if required not in table:
                 raise where.error(f"{prefix}.{required}", "missing (every source needs an id and a url)")
@@ -274,6 +278,7 @@ def _parse_sources(items: Any, where: Where) -> tuple[SourceConfig, ...]:
             interval=parse_duration(table.get("interval", "10m"), f"{prefix}.interval", where,
                                     DURATION_RANGES["interval"]),
             backfill=backfill(table.get("backfill", 20), f"{prefix}.backfill", where),
+            selectors=parse_selectors(table, kind, f"{prefix}", where),
             **optional,
         ))
     return tuple(out)
