@@ -6,13 +6,14 @@ from feedbot.store.articles import ArticlesTable
 from feedbot.store.db import SCHEMA_VERSION, from_db, to_db
 from feedbot.store.deliveries import DeliveriesTable
 from feedbot.store.quarantine import QuarantineTable
+from feedbot.store.reprints import ReprintsTable
 from feedbot.store.search import SearchTable
 from feedbot.store.sources import SourcesTable
 
 
-class Store(SourcesTable, SearchTable, ArticlesTable, DeliveriesTable, QuarantineTable):
+class Store(SourcesTable, SearchTable, ArticlesTable, DeliveriesTable, QuarantineTable, ReprintsTable):
     """One SQLite file: sources and pages, articles with classifications and search index, the outbox,
-    quarantined items."""
+    quarantined items, story signatures and reprints."""
 
 
 __all__ = ["SCHEMA_VERSION", "Store", "from_db", "to_db"]
