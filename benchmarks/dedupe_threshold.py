@@ -14,13 +14,16 @@ import sys
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from itertools import combinations
+from pathlib import Path
 
 from feedbot import dedupe
 from feedbot.model import Entry
 from feedbot.sources.normalize import normalize
 
-HEADS = ["来源：人民网 编辑：张三 责任编辑：李四", "【打印】【关闭】 本文转载自中国环境报，版权归原作者所有", "点击蓝字关注我们 | 碳市场资讯 第128期"]
-TAILS = ["（责任编辑：王五）版权声明：凡注明来源的作品均转载自其它媒体，不代表本网观点。扫码关注公众号，获取更多碳市场资讯。",
+HEADS = ["来源：人民网 编辑：张三 责任编辑：李四", "【打印】【关闭】 本文转载自中国环境报，版权归原作者所有",
+         "点击蓝字关注我们 | 碳市场资讯 第128期"]
+TAILS = ["（责任编辑：王五）版权声明：凡注明来源的作品均转载自其它媒体，不代表本网观点。"
+         "扫码关注公众号，获取更多碳市场资讯。",
          "相关阅读：全国碳市场周报 | 碳排放管理员报名 | 气候投融资试点名单 | 返回顶部 | 分享到微信朋友圈",
          "本文来源：中国环境报 原标题见上 编辑：赵六 审核：钱七 监制：孙八"]
 
@@ -54,7 +57,8 @@ def reprint(text: str, rng: random.Random, variant: str) -> str:
 
 
 def main(paths: list[str]) -> None:
-    rows = [json.loads(line) for path in paths for line in open(path, encoding="utf-8") if line.strip()]
+    rows = [json.loads(line) for path in paths
+            for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
     texts = {r["id"]: text_of(r) for r in rows}
     sigs = {i: dedupe.signature(t) for i, t in texts.items()}
     labels = {r["id"]: set(r.get("labels") or []) for r in rows}
@@ -98,7 +102,8 @@ def main(paths: list[str]) -> None:
         print(f"  {threshold:.1f} | {false_all}, {false_cross}, {false_week} | {recall} | {grown_recall:.3f}")
     for v in variants:
         scores = sorted(reprint_scores[v])
-        print(f"reprint {v}: min {scores[0]:.3f} p5 {scores[len(scores) // 20]:.3f} median {scores[len(scores) // 2]:.3f}")
+        print(f"reprint {v}: min {scores[0]:.3f} p5 {scores[len(scores) // 20]:.3f} "
+              f"median {scores[len(scores) // 2]:.3f}")
 
 
 if __name__ == "__main__":

@@ -47,7 +47,8 @@ def seed(site: SampleSite):
 
 
 def list_page(items: list[tuple[str, str]]) -> str:
-    rows = "".join(f'<li><a href="{path}">{title}</a><span class="date">2022-03-29</span></li>' for path, title in items)
+    rows = "".join(f'<li><a href="{path}">{title}</a><span class="date">2022-03-29</span></li>'
+                   for path, title in items)
     return f'<html><body><div class="nav"><a href="/">首页</a></div><ul class="news">{rows}</ul></body></html>'
 
 
