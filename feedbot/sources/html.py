@@ -167,6 +167,10 @@ class HtmlSource(JekyllSource):
             links.extend(more)
         return first, links
 
+    def link_of_key(self, key: str) -> PostLink:
+        """A post known only by its key (path and query)."""
+        return ListedPost(url=urljoin(self.config.url, key), title="")
+
     def recheck_links(self, links: list[PostLink], known: Set[str]) -> list[PostLink]:
         """Stored posts to re-check: those the list shows (a 304 leaves no dated keys to go by)."""
         if not links:

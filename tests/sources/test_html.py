@@ -213,3 +213,24 @@ def test_list_source_config_errors_name_the_key(block, message):
     with pytest.raises(ConfigError) as caught:
         parse_config({"sources": [block]}, None, {})
     assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+async def test_a_failed_post_keyed_by_its_query_is_retried_at_its_own_url(fetcher):
+    from feedbot.settings.sourcekeys import ListSelectors
+    async with PageSite() as site:
+        site.put("/list", '<ul class="l"><li><a href="show.php?id=1">第一条</a></li>'
+                          '<li><a href="show.php?id=2">第二条</a></li></ul>')
+        site.put("/show.php?id=1", _post(1))  # id=2 is not there yet: a 404
+        config = SourceConfig(id="s", kind="html", url=site.url("/list"), backfill=None,
+                              selectors=ListSelectors(item="ul.l li"))
+        source = HtmlSource(config, fetcher)
+        first = await source.poll(None, frozenset())
+        assert [e.key for e in first.entries] == ["/show.php?id=1"]
+        assert [key for key, _, _ in first.failed] == ["/show.php?id=2"]
+        # the list no longer shows it: it is retried by its key, and a second failure keeps that key
+        site.put("/list", '<ul class="l"><li><a href="show.php?id=1">第一条</a></li></ul>')
+        again = await source.poll(after(first), {"/show.php?id=1"}, retry={"/show.php?id=2"})
+        assert [key for key, _, _ in again.failed] == ["/show.php?id=2"]
+        site.put("/show.php?id=2", _post(2))
+        third = await source.poll(after(again), {"/show.php?id=1"}, retry={"/show.php?id=2"})
+        assert [e.key for e in third.entries] == ["/show.php?id=2"]
