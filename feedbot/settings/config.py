@@ -169,11 +169,20 @@ class Config:
             "feeds": _plain(self.feeds),
             "telegram": {**_plain(self.telegram), "token": "********" if token else None,
                          "api_base_url": redact_url(self.telegram.api_base_url)},
-            "sources": [{**_plain(s), "url": s.display_url} for s in self.sources],
+            "sources": [_source_dict(s) for s in self.sources],
             "topics": {
                 tid: {"name": t.name, "telegram_chat": self.chats.get(tid)} for tid, t in self.topics.items()
             },
         }
+
+
+def _source_dict(source: SourceConfig) -> dict[str, Any]:
+    """A source as its TOML block: list-page selectors as keys of their own, unset ones left out."""
+    out = {k: v for k, v in _plain(source).items() if k != "selectors"}
+    out["url"] = source.display_url
+    if source.selectors is not None:
+        out.update({k: v for k, v in _plain(source.selectors).items() if v is not None})
+    return out
 
 
 def _plain(obj: Any) -> dict[str, Any]:

@@ -234,3 +234,18 @@ async def test_a_failed_post_keyed_by_its_query_is_retried_at_its_own_url(fetche
         site.put("/show.php?id=2", _post(2))
         third = await source.poll(after(again), {"/show.php?id=1"}, retry={"/show.php?id=2"})
         assert [e.key for e in third.entries] == ["/show.php?id=2"]
+
+
+def test_check_config_shows_a_preset_source_as_its_keys(write_config):
+    import json as jsonlib
+
+    from click.testing import CliRunner
+
+    from feedbot.cli import cli
+    path = write_config('[[sources]]\nid = "mee"\npreset = "mee-zcwj"\n')
+    shown = CliRunner().invoke(cli, ["--config", str(path), "check-config", "--json"])
+    assert shown.exit_code == 0, shown.output
+    source = jsonlib.loads(shown.stdout)["sources"][0]
+    assert (source["kind"], source["item"], source["date"]) == ("html", "li:has(.date)", ".date")
+    text = CliRunner().invoke(cli, ["--config", str(path), "check-config"])
+    assert text.exit_code == 0 and 'item = "li:has(.date)"' in text.stdout
