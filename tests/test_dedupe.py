@@ -19,6 +19,7 @@ from feedbot.sources.http import Fetcher
 from feedbot.sources.normalize import normalize
 from feedbot.store import Store
 from feedbot.web.article import render_article
+from feedbot.web.channel import find_channel, render_channel
 from tests.conftest import require_shared
 from tests.doubles.pages import PageSite
 from tests.doubles.site import SampleSite
@@ -123,6 +124,9 @@ async def test_a_reprint_on_a_second_source_reaches_each_channel_once_with_both_
         page = render_article(config, store, seed_article.id, "../")
         assert "另见报道" in page and f'href="../a/{reprint.id}"' in page
         assert f'href="../a/{seed_article.id}"' in render_article(config, store, reprint.id, "../")
+        listing = render_channel(config, store, find_channel(config, "carbon-market"), 1, "../../")
+        assert f'另见报道：<a href="../../a/{reprint.id}">人民网</a>' in listing
+        assert f'转载，首发见 <a href="../../a/{seed_article.id}">' in listing
 
         # the reprint grows later: an update of the reprint, still no message; the original grows: an update
         news.put("/n/1.html", post_page("落实1+N政策体系 形成减污降碳激励约束机制（转载）",

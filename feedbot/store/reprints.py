@@ -51,6 +51,17 @@ class ReprintsTable(Database):
         row = self._execute("SELECT original_id FROM signatures WHERE article_id = ?", [article_id]).fetchone()
         return row[0] if row else None
 
+    def originals_of(self, article_ids: Iterable[int]) -> dict[int, int]:
+        """reprint id → the id of the article it joins, for those of the given ids that are reprints."""
+        ids = list(article_ids)
+        out: dict[int, int] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            cursor = self._execute("SELECT article_id, original_id FROM signatures WHERE original_id IS NOT NULL "
+                                   f"AND article_id IN ({', '.join('?' * len(chunk))})", chunk)
+            out.update(dict(cursor.fetchall()))
+        return out
+
     def reprints_of(self, article_ids: Iterable[int]) -> dict[int, list[Reprint]]:
         """original id → its reprints (outlet or source, link), first seen first."""
         ids = list(article_ids)
