@@ -11,6 +11,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 from feedbot.classify import articles, evaluate
@@ -29,6 +30,8 @@ from feedbot.sources import Source, make_source
 from feedbot.sources.http import Fetcher
 from feedbot.sources.jekyll import BackfillReport, PostLink, parse_post
 from feedbot.sources.normalize import normalize
+from feedbot.sources.opml import read_opml, source_blocks
+from feedbot.sources.probe import ProbeReport, probe
 from feedbot.store import Store
 from feedbot.store.lock import StateDirLock
 
@@ -262,6 +265,19 @@ class App:
         if as_json:
             return json.dumps(articles.explanation_dict(article, scores), ensure_ascii=False, indent=2) + "\n"
         return articles.format_explanation(article, scores)
+
+    async def probe(self, url: str) -> ProbeReport:
+        """`feedbot probe`: what a page is, what it would yield, and a ready [[sources]] block."""
+        return await probe(self.fetcher, url)
+
+    def import_opml(self, path: str) -> list[str]:
+        """`feedbot sources import`: a [[sources]] block per feed of an OPML file not configured yet."""
+        try:
+            content = Path(path).read_bytes()
+        except OSError as exc:
+            raise FeedbotError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        found = read_opml(content, path)
+        return source_blocks(found, self.source_configs, [s.url for s in self.config.sources])
 
     async def _entry_from(self, target: str, article_id: str | None) -> Entry:
         """A URL (a Jekyll post, else any page's h1 and p) or a file (.html, .json, .jsonl)."""

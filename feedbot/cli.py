@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import sys
+import tomllib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -300,6 +301,49 @@ def explain(state: CliState, target: str, article_id: str | None, as_json: bool)
     """Show each topic's score, evidence and excerpt for one article (URL or file)."""
     text = with_app_async(state, state.rules_config(), lambda app: app.explain(target, article_id, as_json=as_json))
     click.echo(text, nl=False)
+
+
+@cli.command()
+@click.argument("url")
+@click.pass_obj
+def probe(state: CliState, url: str) -> None:
+    """Say what URL is (feed, Jekyll category page, news list page), what it yields, and print a [[sources]] block."""
+    report = with_app_async(state, state.rules_config(), lambda app: app.probe(url))
+    click.echo(report.text(), nl=False)
+
+
+@cli.group()
+def sources() -> None:
+    """Manage sources."""
+
+
+@sources.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--write", is_flag=True, help="Append the blocks to the configuration file instead of printing them.")
+@click.pass_obj
+def import_sources(state: CliState, file: str, write: bool) -> None:
+    """[[sources]] blocks for the feeds of an OPML file (those not configured yet)."""
+    config = state.rules_config()
+    try:
+        blocks = App(config).import_opml(file)  # reads the file only: no state is opened
+    except FeedbotError as exc:
+        fail(str(exc), EXIT_USAGE)
+    if not blocks:
+        click.echo("no new feeds in " + file, err=True)
+        return
+    text = "\n\n".join(blocks) + "\n"
+    if not write:
+        click.echo(text, nl=False)
+        return
+    if config.path is None:
+        fail("--write needs a configuration file (--config FILE)", EXIT_USAGE)
+    combined = config.path.read_text(encoding="utf-8").rstrip("\n") + "\n\n" + text
+    try:  # the file must stay valid: check the result before writing it
+        parse_config(tomllib.loads(combined), config.path, state.env)
+    except (FeedbotError, tomllib.TOMLDecodeError) as exc:
+        fail(f"{config.path}: not changed: the new blocks would not load: {exc}", EXIT_USAGE)
+    config.path.write_text(combined, encoding="utf-8")
+    click.echo(f"{len(blocks)} source(s) appended to {config.path}", err=True)
 
 
 def main() -> None:

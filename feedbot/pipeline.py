@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from feedbot.classify.scoring import classify
 from feedbot.clock import utcnow
+from feedbot.dedupe import save_once
 from feedbot.errors import FeedbotError, FetchError, StateError
 from feedbot.model import Article, Classification, Entry
 from feedbot.settings.config import SourceConfig
@@ -102,7 +103,8 @@ async def poll_source(source: Source, config: SourceConfig, store: Store, topics
         try:
             # The CPU-heavy part runs in a thread, so the loop (web server, watchdog, drain) stays responsive.
             article, classification = await asyncio.to_thread(prepare, entry, topics, now)
-            saved = store.save_article(article, classification, targets, now=now)
+            # A reprint of a story first seen on another source is stored without chat deliveries.
+            saved = save_once(store, article, classification, targets, now=now)
         except StateError:
             raise
         except Exception as exc:  # one bad item must not stop the source: set it aside with its reason

@@ -149,16 +149,29 @@ class FeedEntry:
     updated: datetime
 
 
+def also_reported_html(reprints: Sequence[Any]) -> str:
+    """"Also reported by <outlet> <link>" under an article that other sources reprinted (escaped here)."""
+    if not reprints:
+        return ""
+    parts = []
+    for reprint in reprints:
+        outlet = html.escape(plain_text(reprint.outlet), quote=False)
+        url = reprint.url if reprint.url and reprint.url.startswith(("http://", "https://")) else None
+        parts.append(f'<a href="{html.escape(url)}">{outlet}</a>' if url else outlet)
+    return f'<p class="also-reported">另见报道（also reported by）：{"、".join(parts)}</p>'
+
+
 def feed_entry(
     article: StoredArticle, channel_id: str, topics: Mapping[str, TopicLike], base_url: str,
-    tag_authority: str | None = None,
+    tag_authority: str | None = None, reprints: Sequence[Any] = (),
 ) -> FeedEntry:
     """Everything a channel's feeds say about one article, escaped and sanitized last (here)."""
+    body = safe_html(article.body_html) or html.escape(plain_text(article.text), quote=False)
     return FeedEntry(
         id=entry_id(base_url, channel_id, article, tag_authority),
         title=plain_text(article.title) or "（无标题）",
         link=link_of(article),
-        content_html=safe_html(article.body_html) or html.escape(plain_text(article.text), quote=False),
+        content_html=body + also_reported_html(reprints),
         summary=summary_of(article, channel_id),
         author=author_of(article),
         categories=tuple(categories_of(article, channel_id, topics)),
@@ -176,17 +189,20 @@ def build_feeds(
     chats: Mapping[str, str] | None = None,
     tag_authority: str | None = None,
     skipped: list[tuple[StoredArticle, str]] | None = None,
+    reprints: Mapping[int, Sequence[Any]] | None = None,
 ) -> dict[str, bytes]:
     """One channel's feeds: {"xml": RSS 2.0, "atom": Atom 1.0, "json": JSON Feed 1.1} bytes, deterministic.
 
     With ``skipped`` given, an article that cannot be rendered is left out and listed there with the reason.
+    ``reprints`` maps an article id to other outlets' copies of it, shown under it as "also reported by".
     """
     meta = channel(topic_id, topics, chats)
     base_url = base_url.rstrip("/")
     entries = []
     for article in list(articles)[:limit]:
         try:
-            entries.append(checked(feed_entry(article, meta.id, topics, base_url, tag_authority)))
+            also = (reprints or {}).get(article.id, ())
+            entries.append(checked(feed_entry(article, meta.id, topics, base_url, tag_authority, also)))
         except Exception as exc:  # one bad stored article must not stop the channel's feed
             if skipped is None:
                 raise
@@ -344,11 +360,11 @@ def rebuild_all(store: ArticleSource, config: Any, tag_authority: str | None = N
     skipped: dict[int, tuple[StoredArticle, str]] = {}
     failed: list[str] = []
     for item in channels(config.topics, config.chats):
-        articles = store.articles(None if item.id == ALL else item.id, limit)
+        articles, also = _stories(store, None if item.id == ALL else item.id, limit)
         left_out: list[tuple[StoredArticle, str]] = []
         try:
             feeds = build_feeds(item.id, config.topics, articles, config.web.base_url, limit, config.chats,
-                                tag_authority, skipped=left_out)
+                                tag_authority, skipped=left_out, reprints=also)
         except Exception as exc:  # keep the channel's old files; the other channels go on
             log.error("feeds: channel %s not rebuilt: %s: %s", item.id, type(exc).__name__, exc)
             failed.append(f"{item.id}: {type(exc).__name__}: {exc}")
@@ -362,6 +378,16 @@ def rebuild_all(store: ArticleSource, config: Any, tag_authority: str | None = N
     if failed:
         raise PublishError(f"{len(failed)} channel feed(s) not rebuilt: " + "; ".join(failed)[:500])
     return changed
+
+
+def _stories(store: ArticleSource, topic: str | None, limit: int
+             ) -> tuple[list[StoredArticle], Mapping[int, Sequence[Any]]]:
+    """A channel's newest articles with reprints folded into their first-seen article (feedbot.dedupe)."""
+    if not hasattr(store, "reprint_ids"):
+        return store.articles(topic, limit), {}
+    folded = store.reprint_ids()
+    articles = [a for a in store.articles(topic, limit + len(folded)) if a.id not in folded][:limit]
+    return articles, store.reprints_of([a.id for a in articles])
 
 
 _PUBLISHED_TAG = re.compile(rb"<id>tag:([^,<]+),\d{4}:")

@@ -14,6 +14,7 @@ from feedbot.errors import ConfigError, RulesError
 from feedbot.model import ALL_CHANNEL
 from feedbot.settings import topics as rules
 from feedbot.settings.secrets import redact_url, url_secrets
+from feedbot.settings.sourcekeys import LIST_KEYS, ListSelectors, apply_preset, parse_selectors
 from feedbot.settings.topics import TopicRules
 from feedbot.settings.values import (
     DURATION_RANGES,
@@ -38,8 +39,8 @@ from feedbot.settings.values import (
     timezone_name,
 )
 
-__all__ = ["ChannelTelegram", "Config", "FeedsConfig",
-           "FetchConfig", "Secret", "SourceConfig", "TelegramConfig", "WebConfig",
+__all__ = ["ChannelTelegram", "Config", "FeedsConfig", "FetchConfig", "ListSelectors", "Secret", "SourceConfig",
+           "TelegramConfig", "WebConfig",
            "find_config", "load_config", "parse_config", "parse_duration", "read_token"]
 
 DEFAULT_SOURCE_URL = "https://finews.withounder.com/category/zhongguohuanjingbao.html"
@@ -47,7 +48,7 @@ SEARCH_PATHS = (Path("feedbot.toml"), Path("/etc/feedbot/feedbot.toml"))
 DAILY_0800 = DigestSchedule("daily", 8 * 60)
 TOKEN_ENV = "FEEDBOT_TELEGRAM_TOKEN"
 TOKEN_CREDENTIAL = "telegram_token"
-SOURCE_KINDS = ("jekyll", "feed")
+SOURCE_KINDS = ("jekyll", "feed", "html")
 _CHAT = re.compile(r"^(@[A-Za-z][A-Za-z0-9_]{3,}|-?\d+)$")
 _SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
@@ -97,6 +98,7 @@ class SourceConfig:
     backfill: int | date | None = 20  # posts (or a date) the first poll fetches; None = everything
     outlet: str | None = None
     name: str | None = None
+    selectors: ListSelectors | None = None  # kind "html": how to read the list page and its posts
 
     @property
     def display_url(self) -> str:
@@ -213,13 +215,22 @@ class Config:
             "feeds": _plain(self.feeds),
             "telegram": {**_plain(self.telegram), "token": "********" if token else None,
                          "api_base_url": redact_url(self.telegram.api_base_url)},
-            "sources": [{**_plain(s), "url": s.display_url} for s in self.sources],
+            "sources": [_source_dict(s) for s in self.sources],
             "topics": {
                 tid: {"name": t.name, "telegram_chat": self.chats.get(tid),
                       **{("telegram_thread" if k == "thread" else k): v for k, v in _plain(self.channel(tid)).items()}}
                 for tid, t in self.topics.items()
             },
         }
+
+
+def _source_dict(source: SourceConfig) -> dict[str, Any]:
+    """A source as its TOML block: list-page selectors as keys of their own, unset ones left out."""
+    out = {k: v for k, v in _plain(source).items() if k != "selectors"}
+    out["url"] = source.display_url
+    if source.selectors is not None:
+        out.update({k: v for k, v in _plain(source.selectors).items() if v is not None})
+    return out
 
 
 def _plain(obj: Any) -> dict[str, Any]:
@@ -254,7 +265,7 @@ TELEGRAM_KEYS = ("api_base_url", "max_backlog", "link_preview", "edit_window", "
                  "digest", "quiet_hours", "timezone")
 # Per-channel Telegram keys under [topics.<id>] (the rest of the table is the topic's routing rules).
 CHANNEL_KEYS = ("telegram_thread", "style", "mode", "digest", "quiet_hours", "link_preview")
-SOURCE_KEYS = ("id", "kind", "url", "interval", "backfill", "outlet", "name")
+SOURCE_KEYS = ("id", "kind", "url", "interval", "backfill", "outlet", "name", *LIST_KEYS)
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -334,6 +345,7 @@ def _parse_sources(items: Any, where: Where) -> tuple[SourceConfig, ...]:
         prefix = f"sources[{index}]"
         expect(table, dict, prefix, where, "a table")
         check_keys(table, SOURCE_KEYS, where, prefix + ".")
+        table = apply_preset(table, prefix, where)
         for required in ("id", "url"):
             if required not in table:
                 raise where.error(f"{prefix}.{required}", "missing (every source needs an id and a url)")
@@ -358,6 +370,7 @@ def _parse_sources(items: Any, where: Where) -> tuple[SourceConfig, ...]:
             interval=parse_duration(table.get("interval", "10m"), f"{prefix}.interval", where,
                                     DURATION_RANGES["interval"]),
             backfill=backfill(table.get("backfill", 20), f"{prefix}.backfill", where),
+            selectors=parse_selectors(table, kind, f"{prefix}", where),
             **optional,
         ))
     return tuple(out)

@@ -282,6 +282,10 @@ class JekyllSource:
         self._rotation = start + self.rotate
         return newest + (older[start:] + older[:start])[:min(self.rotate, len(older))]
 
+    def link_of_key(self, key: str) -> PostLink:
+        """A post known only by its stored key (a retry of a post no longer listed)."""
+        return PostLink(url=urljoin(self.config.url, key), title="")
+
     async def poll(self, state: SourceState | None, known: Set[str], *,
                    page_validators: PageValidators | None = None, retry: Set[str] = frozenset(),
                    skip: Set[str] = frozenset()) -> PollResult:
@@ -292,7 +296,7 @@ class JekyllSource:
         # Failed before (wherever listed, e.g. below the oldest stored post): fetched again explicitly.
         listed = {link.key: link for link in links}
         planned = {link.key for link in new}
-        again = [listed.get(key) or PostLink(url=urljoin(self.config.url, key), title="")
+        again = [listed.get(key) or self.link_of_key(key)
                  for key in sorted(retry) if key not in known and key not in skip and key not in planned]
         # Without stored validators a re-check could not tell an edit from a repeat: skip it.
         recheck = self.recheck_links(links, known) if self.recheck and page_validators else []

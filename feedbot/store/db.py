@@ -230,9 +230,19 @@ def _digests(db: sqlite_utils.Database) -> None:
     db.execute("CREATE UNIQUE INDEX IF NOT EXISTS idx_digest_parts ON digest_parts (digest_id, part)")
 
 
+def _story_signatures(db: sqlite_utils.Database) -> None:
+    # One MinHash signature per article (feedbot.dedupe), and the first-seen article a reprint joins.
+    db["signatures"].create({
+        "article_id": int, "source_id": str, "signature": bytes, "original_id": int, "first_seen_at": str,
+    }, pk="article_id", foreign_keys=[("article_id", "articles", "id")], not_null={"source_id", "first_seen_at"},
+        if_not_exists=True)
+    db.execute("CREATE INDEX IF NOT EXISTS idx_signatures_seen ON signatures (first_seen_at)")
+    db.execute("CREATE INDEX IF NOT EXISTS idx_signatures_original ON signatures (original_id)")
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _v1, _v2, _v3, _delivery_claims, _target_identity, _post_retries, _search_and_page_indexes, _quarantine,
-    _digests)
+    _digests, _story_signatures)
 SCHEMA_VERSION = len(MIGRATIONS)
 FEEDBOT_TABLES = frozenset({"sources", "pages", "articles", "classifications", "deliveries", "targets", "meta"})
 

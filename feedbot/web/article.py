@@ -57,7 +57,26 @@ def _channel_block(config: Any, match: TopicMatch, root: str) -> str:
             f"{_evidence_table(match.evidence)}</section>")
 
 
-def _facts(article: StoredArticle) -> str:
+def _story_rows(store: Any, article: StoredArticle, root: str) -> list[tuple[str, str]]:
+    """The same story elsewhere: the first-seen article a reprint joins, or the reprints of this one."""
+    if not hasattr(store, "original_of"):
+        return []
+    original = store.original_of(article.id)
+    if original is not None:
+        first = store.article(original)
+        label = escape(feeds.author_of(first) if first else f"#{original}", quote=False)
+        return [("首发", f'<a href="{layout.attr(f"{root}a/{original}")}">{label}</a>（此文为转载，不再单独推送）')]
+    reprints = store.reprints_of([article.id]).get(article.id, [])
+    if not reprints:
+        return []
+    links = []
+    for reprint in reprints:
+        outlet = escape(feeds.plain_text(reprint.outlet), quote=False)
+        links.append(f'<a href="{layout.attr(f"{root}a/{reprint.article_id}")}">{outlet}</a>')
+    return [("另见报道", "、".join(links))]
+
+
+def _facts(article: StoredArticle, story: list[tuple[str, str]] | None = None) -> str:
     rows = [("来源", escape(f"{feeds.author_of(article)}（信息源 {article.source_id}）", quote=False))]
     if article.original_url:
         rows.append(("原文", f'<a href="{layout.attr(article.original_url)}" rel="noopener noreferrer">'
@@ -69,6 +88,7 @@ def _facts(article: StoredArticle) -> str:
     rows.append(("首次收录", layout.time_tag(article.first_seen_at)))
     changed = layout.time_tag(article.updated_at) if article.updated_at else "收录后未改动"
     rows.append(("最后修改", changed))
+    rows += story or []
     return '<dl class="facts">' + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows) + "</dl>"
 
 
@@ -89,5 +109,6 @@ def render_article(config: Any, store: Any, article_id: int, root: str) -> str |
     everything = find_channel(config, ALL)
     back = (f'<p><a href="{layout.attr(root + channel_path(everything.id))}">← {escape(everything.name)}</a></p>'
             if everything else "")
-    content = f"{back}<h1>{escape(title, quote=False)}</h1>{_facts(article)}{summary}{blocks}"
+    facts = _facts(article, _story_rows(store, article, root))
+    content = f"{back}<h1>{escape(title, quote=False)}</h1>{facts}{summary}{blocks}"
     return layout.page(title=f"{title} · feedbot", root=root, content=content)

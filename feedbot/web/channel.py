@@ -23,6 +23,22 @@ def channel_path(channel_id: str, number: int = 1) -> str:
     return f"c/{channel_id}/" if number <= 1 else f"c/{channel_id}/page/{number}"
 
 
+def _story_notes(store: Any, articles: list, root: str) -> dict[int, str]:
+    """Per listed article: the outlets that reprinted it, or the first-seen article it reprints."""
+    if not hasattr(store, "reprints_of"):
+        return {}
+    ids = [a.id for a in articles]
+    notes = {}
+    for original, reprints in store.reprints_of(ids).items():
+        outlets = "、".join(f'<a href="{layout.attr(f"{root}a/{r.article_id}")}">{escape(r.outlet, quote=False)}</a>'
+                           for r in reprints)
+        notes[original] = f'<p class="also-reported">另见报道：{outlets}</p>'
+    for reprint, original in store.originals_of(ids).items():
+        link = layout.attr(f"{root}a/{original}")
+        notes[reprint] = f'<p class="also-reported">转载，首发见 <a href="{link}">此文</a></p>'
+    return notes
+
+
 def render_channel(config: Any, store: Any, item: Channel, number: int, root: str, feed_ext: str = "") -> str | None:
     """Page ``number`` of the channel (None past its last page); ``feed_ext`` when answering a feed URL."""
     topic = None if item.id == ALL else item.id
@@ -37,9 +53,11 @@ def render_channel(config: Any, store: Any, item: Channel, number: int, root: st
         return root + channel_path(item.id, n)
 
     entries = []
+    story = _story_notes(store, articles, root)
     for article in articles:
         excerpt = layout.clip(feeds.summary_of(article, item.id), layout.LIST_EXCERPT_CHARS)
-        entries.append(layout.article_item(article, root, f'<p class="excerpt">{escape(excerpt)}</p>'))
+        extra = story.get(article.id, "")
+        entries.append(layout.article_item(article, root, f'<p class="excerpt">{escape(excerpt)}</p>{extra}'))
     listing = f'<ol class="items">{"".join(entries)}</ol>' if entries else '<p class="empty">暂无文章。</p>'
     notice = ""
     if feed_ext:

@@ -82,7 +82,7 @@ def test_full_example_is_parsed(write_config):
     ('[[sources]]\nid = "a"\nurl = "https://x.org/1"\n[[sources]]\nid = "a"\nurl = "https://x.org/2"\n',
      "sources[1].id: duplicate source id 'a' (also sources[0])"),
     ('[[sources]]\nid = "a"\nkind = "jekyl"\nurl = "https://x.org/1"\n',
-     'sources[0].kind: unknown kind \'jekyl\': expected one of jekyll, feed (did you mean "jekyll"?)'),
+     'sources[0].kind: unknown kind \'jekyl\': expected one of jekyll, feed, html (did you mean "jekyll"?)'),
     ('[[sources]]\nkind = "feed"\nurl = "https://x.org/1"\n', "sources[0].id: missing"),
     ('[topics.carbon-markets]\ntelegram_chat = "@chan_name"\n',
      'topics.carbon-markets: unknown topic \'carbon-markets\' (did you mean "carbon-market"?)'),

@@ -1,0 +1,107 @@
+"""The same story once: a new article that is a reprint of one first seen on another source joins it.
+
+MinHash over character shingles of the article text estimates the Jaccard similarity of
+two articles; at or above THRESHOLD (measured on the labelled corpora: docs/dedupe.md) a new article
+from another source is a reprint. A reprint is stored (its page shows where it came from) but gets no
+chat deliveries, and feeds and pages show it under the first-seen article as "also reported by".
+
+The MinHash is datasketch 2's own ("affine32": sha1 of each shingle, MurmurHash3's finalizer, then a·h + b
+mod 2^32 per permutation, seeded the same way, so the signatures are bit for bit datasketch's), written out
+here with numpy: importing datasketch pulls in scipy for its LSH (+44 MB RSS,
+0.4 s), and feedbot needs only the signature and the share of equal minima.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+
+from feedbot.model import Article, Classification, SaveResult, Target
+from feedbot.store import Store
+
+SHINGLE = 4  # characters: Chinese words are 1-4 characters, so 4-grams are specific yet survive edits
+PERMUTATIONS = 128
+SEED = 17  # fixed: stored signatures stay comparable across restarts and versions
+THRESHOLD = 0.5  # estimated Jaccard at or above which a new article is a reprint (docs/dedupe.md)
+WINDOW = timedelta(days=30)  # reprints follow the original within days; older signatures are not compared
+MIN_SHINGLES = 300  # shorter texts (wire flashes, captions) share templates: no evidence of a reprint (docs/dedupe.md)
+# Everything but letters and digits goes: punctuation, spaces and full-width forms differ between outlets.
+_NOISE = re.compile(r"[^\w]|_", re.UNICODE)
+
+
+def shingles(text: str, k: int = SHINGLE) -> set[str]:
+    """The set of k-character runs of the text, after NFKC and with punctuation and spaces removed."""
+    flat = _NOISE.sub("", unicodedata.normalize("NFKC", text)).lower()
+    return {flat[i:i + k] for i in range(max(len(flat) - k + 1, 0))}
+
+
+def signature(text: str) -> bytes | None:
+    """The MinHash signature of a text as bytes (PERMUTATIONS little-endian uint64), None when too short."""
+    import numpy as np  # imported on first use so `feedbot --help` stays quick
+
+    grams = shingles(text)
+    if len(grams) < MIN_SHINGLES:
+        return None
+    a, b = _permutations()
+    h = np.fromiter((int.from_bytes(hashlib.sha1(g.encode("utf-8")).digest()[:4], "little") for g in grams),
+                    dtype=np.uint32, count=len(grams))
+    # MurmurHash3's finalizer spreads the input hashes; then h -> a·h + b mod 2^32 per permutation (a odd: a
+    # bijection). uint32 arithmetic wraps: that wraparound is the modulo.
+    h ^= h >> np.uint32(16)
+    h *= np.uint32(0x85EBCA6B)
+    h ^= h >> np.uint32(13)
+    h *= np.uint32(0xC2B2AE35)
+    h ^= h >> np.uint32(16)
+    values = (h[:, None] * a + b).min(axis=0)
+    return values.astype("<u8").tobytes()
+
+
+@functools.cache
+def _permutations():
+    import numpy as np
+
+    gen = np.random.RandomState(SEED)
+    a = gen.randint(0, 1 << 31, PERMUTATIONS, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = gen.randint(0, 1 << 32, PERMUTATIONS, dtype=np.uint32)
+    return a, b
+
+
+def similarity(a: bytes, b: bytes) -> float:
+    """The Jaccard similarity two signatures estimate (the share of equal minima)."""
+    import numpy as np
+
+    left, right = np.frombuffer(a, dtype="<u8"), np.frombuffer(b, dtype="<u8")
+    return float(np.count_nonzero(left == right)) / len(left)
+
+
+def find_original(store: Store, article: Article, sig: bytes, now: datetime) -> int | None:
+    """The first-seen article (another source, within WINDOW) this one reprints, or None."""
+    best_id, best = None, THRESHOLD
+    for article_id, other in store.signatures_since(now - WINDOW, exclude_source=article.source_id):
+        score = similarity(sig, other)
+        if score >= best:
+            best_id, best = article_id, score
+    return best_id
+
+
+def save_once(store: Store, article: Article, classification: Classification,
+              targets: Mapping[str, Iterable[Target | str]], *, now: datetime) -> SaveResult:
+    """Save an article; a new one that reprints a story first seen elsewhere is saved without deliveries.
+
+    An article already stored (same source and key) is an update of itself, never a reprint, even
+    when it grew; so is a reprint's later version, which stays a reprint.
+    """
+    stored = store.stored_id(article.source_id, article.key)
+    if stored is not None:
+        is_reprint = store.original_of(stored) is not None
+        return store.save_article(article, classification, {} if is_reprint else targets, now=now)
+    sig = signature(article.text)
+    original = find_original(store, article, sig, now) if sig else None
+    saved = store.save_article(article, classification, {} if original else targets, now=now)
+    if saved.status == "new":
+        store.record_signature(saved.article_id, article.source_id, sig, original, now)
+    return saved

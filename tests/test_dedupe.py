@@ -1,0 +1,141 @@
+"""The same story once: a reprint on a second source reaches each channel once and shows under the first-seen
+article; different articles of the same topic and week stay apart; a grown article is an update."""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+
+import feedparser
+
+from feedbot import dedupe
+from feedbot.model import Entry
+from feedbot.pipeline import poll_source
+from feedbot.publish import feeds
+from feedbot.settings.config import parse_config
+from feedbot.sources import make_source
+from feedbot.sources.http import Fetcher
+from feedbot.sources.normalize import normalize
+from feedbot.store import Store
+from feedbot.web.article import render_article
+from feedbot.web.channel import find_channel, render_channel
+from tests.conftest import require_shared
+from tests.doubles.pages import PageSite
+from tests.doubles.site import SampleSite
+
+REPRINT_HEAD = "来源：人民网－环保频道 编辑：张三 责任编辑：李四 【字号 大 中 小】【打印】"
+REPRINT_TAIL = ("（责任编辑：王五）版权声明：凡注明来源的作品均转载自其它媒体，不代表本网观点。"
+                "扫码关注公众号，获取更多碳市场资讯。相关阅读：全国碳市场周报 | 返回顶部")
+
+
+def corpus(*ids: str) -> list[dict]:
+    rows = {}
+    for name in ("dev.jsonl", "dev2.jsonl"):
+        for line in require_shared(f"corpus/{name}").read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            rows[row["id"]] = row
+    return [rows[i] for i in ids]
+
+
+def text(row: dict) -> str:
+    return normalize(Entry(source_id="x", key=row["id"], url=None, title=row["title"],
+                           body_html=row["body_html"])).text
+
+
+def seed(site: SampleSite):
+    return next(p for p in site.posts.values() if p.code == "NW202203280719219380")
+
+
+def list_page(items: list[tuple[str, str]]) -> str:
+    rows = "".join(f'<li><a href="{path}">{title}</a><span class="date">2022-03-29</span></li>'
+                   for path, title in items)
+    return f'<html><body><div class="nav"><a href="/">首页</a></div><ul class="news">{rows}</ul></body></html>'
+
+
+def post_page(title: str, paragraphs: list[str], head: str = REPRINT_HEAD, tail: str = REPRINT_TAIL) -> str:
+    body = "".join(f"<p>{p}</p>" for p in paragraphs)
+    return (f"<html><head><title>{title}_人民网</title></head><body><div class='top'>{head}</div>"
+            f"<div class='article'><h1>{title}</h1><div class='info'>发布时间：2022-03-29 09:00</div>"
+            f"<div class='body'>{body}</div></div><div class='foot'>{tail}</div></body></html>")
+
+
+def delivered(db, article_id: int) -> list[tuple[str, str]]:
+    with sqlite3.connect(db) as conn:
+        return sorted(conn.execute("SELECT topic, target FROM deliveries WHERE article_id = ?", [article_id]))
+
+
+def test_constructed_reprint_joins_and_same_week_carbon_articles_do_not():
+    first, second = corpus("rch-0001", "rch-0002")  # two carbon-market articles four days apart
+    a, b = dedupe.signature(text(first)), dedupe.signature(text(second))
+    assert dedupe.similarity(a, b) < dedupe.THRESHOLD
+    reprint = dedupe.signature(f"{REPRINT_HEAD}\n另拟标题\n{text(first)}\n{REPRINT_TAIL}")
+    assert dedupe.similarity(a, reprint) >= dedupe.THRESHOLD
+    assert dedupe.signature("全国碳市场今日收盘价每吨八十元。") is None  # a flash is no evidence either way
+
+
+async def test_a_reprint_on_a_second_source_reaches_each_channel_once_with_both_outlets(tmp_path):
+    march, other = corpus("rch-0001", "rch-0002")
+    async with SampleSite() as site, PageSite() as news:
+        original = seed(site)
+        site.add_post(march["title"], text(march).split("\n"))  # a carbon-market article on the first source
+        # The second source reprints the seed article: another title, its own boilerplate around it;
+        # and carries a different carbon-market article of the same week.
+        news.put("/n/1.html", post_page("落实1+N政策体系 形成减污降碳激励约束机制（转载）", list(original.paragraphs)))
+        news.put("/n/2.html", post_page(other["title"], text(other).split("\n")))
+        news.put("/news/", list_page([("/n/1.html", "减污降碳（转载）"), ("/n/2.html", other["title"])]))
+        config = parse_config({"sources": [
+            {"id": "hjb", "kind": "jekyll", "url": site.category_url, "backfill": "all", "outlet": "中国环境报"},
+            {"id": "rmw", "kind": "html", "url": news.url("/news/"), "backfill": "all", "outlet": "人民网",
+             "item": "ul.news li", "date": ".date", "body": ".body"},
+        ], "fetch": {"delay": "0.01s"}}, None, {})
+        targets = {topic: [f"telegram:@{topic.replace('-', '_')}_chan"] for topic in config.topics}
+        store = Store(tmp_path / "feedbot.db")
+        async with Fetcher(config.fetch) as fetcher:
+            for source in config.sources:
+                report = await poll_source(make_source(source, fetcher), source, store, config.topics, targets,
+                                           rng=random.Random(1))
+                assert report.result == "ok", report.error
+        stored = {a.title: a for a in store.articles(None, limit=500)}
+        seed_article = next(a for t, a in stored.items() if t.startswith("落实“1+N”"))
+        reprint = stored["落实1+N政策体系 形成减污降碳激励约束机制（转载）"]
+        db = tmp_path / "feedbot.db"
+        # the seed article went to its four channels once; the reprint to none
+        assert {topic for topic, _ in delivered(db, seed_article.id)} == {
+            "carbon-market", "adaptation-2035", "climate-finance", "carbon-manager"}
+        assert delivered(db, reprint.id) == []
+        # the two different carbon-market articles of the same week are each a story of their own
+        assert [t for t, _ in delivered(db, stored[march["title"]].id)] == ["carbon-market"]
+        assert "carbon-market" in {t for t, _ in delivered(db, stored[other["title"]].id)}
+        assert store.original_of(stored[other["title"]].id) is None
+
+        # feeds: one entry for the story, showing both outlets
+        articles, also = feeds._stories(store, "carbon-market", 50)
+        built = feeds.build_feeds("carbon-market", config.topics, articles, "https://feeds.example.org",
+                                  reprints=also)
+        parsed = feedparser.parse(built["atom"])
+        titles = [e.title for e in parsed.entries]
+        assert reprint.title not in titles and seed_article.title in titles
+        entry = parsed.entries[titles.index(seed_article.title)]
+        assert entry.author == "中国环境报"
+        assert "另见报道" in entry.content[0].value and "人民网" in entry.content[0].value
+        assert news.url("/n/1.html") in entry.content[0].value
+        # pages: the original lists the reprint, the reprint names the original
+        page = render_article(config, store, seed_article.id, "../")
+        assert "另见报道" in page and f'href="../a/{reprint.id}"' in page
+        assert f'href="../a/{seed_article.id}"' in render_article(config, store, reprint.id, "../")
+        listing = render_channel(config, store, find_channel(config, "carbon-market"), 1, "../../")
+        assert f'另见报道：<a href="../../a/{reprint.id}">人民网</a>' in listing
+        assert f'转载，首发见 <a href="../../a/{seed_article.id}">' in listing
+
+        # the reprint grows later: an update of the reprint, still no message; the original grows: an update
+        news.put("/n/1.html", post_page("落实1+N政策体系 形成减污降碳激励约束机制（转载）",
+                                        [*original.paragraphs, "编者按：本文有删节，详见原文。"]))
+        site.edit_post(original, paragraphs=[*original.paragraphs, "（本报记者补充报道）各地正加快落实相关部署。"])
+        async with Fetcher(config.fetch) as fetcher:
+            for source in config.sources:
+                report = await poll_source(make_source(source, fetcher), source, store, config.topics, targets,
+                                           rng=random.Random(1))
+                assert report.new == 0 and report.deliveries == 0
+        assert delivered(db, reprint.id) == [] and store.original_of(reprint.id) == seed_article.id
+        store.close()
