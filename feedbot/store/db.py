@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -320,8 +322,7 @@ class Database:
         even without it).
         """
         if self.schema_version() < SCHEMA_VERSION and str(self.path) != ":memory:":
-            # WAL lets the web server read while a poll writes.
-            self._execute("PRAGMA journal_mode = WAL")
+            self._use_wal()
         while True:
             with self.transaction():
                 version = self.schema_version()
@@ -329,6 +330,25 @@ class Database:
                     return version
                 MIGRATIONS[version](self.db)
                 self.db.execute(f"PRAGMA user_version = {version + 1}")
+
+    def _use_wal(self) -> None:
+        """WAL lets the web server read while a poll writes.
+
+        Switching the journal mode needs the file to itself and SQLite answers "locked" at once, without
+        its busy handler: a process starting beside another one retries until the other has switched it.
+        """
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                self._execute("PRAGMA journal_mode = WAL")
+                return
+            except StateError:
+                with contextlib.suppress(StateError):
+                    if self._execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                        return
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
