@@ -10,10 +10,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
-
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.interval import IntervalTrigger
+from typing import TYPE_CHECKING, Any
 
 from feedbot.app import App
 from feedbot.clock import utcnow
@@ -22,7 +19,11 @@ from feedbot.ops.metrics import Metrics
 from feedbot.ops.notify import Notifier
 from feedbot.pipeline import PollReport
 from feedbot.settings.config import Config
-from feedbot.web.server import WebServer, create_app, start_web
+
+if TYPE_CHECKING:  # imported where used: `feedbot once` needs neither the scheduler nor the web server
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    from feedbot.web.server import WebServer
 
 log = logging.getLogger("feedbot")
 
@@ -42,6 +43,8 @@ ONCE_DRAIN_BUDGET = 30.0  # `feedbot once` sends what the rate limits allow with
 # A background round that failed is retried after 1 s, 2 s, 4 s … at most a minute apart.
 TASK_RETRY_FIRST = 1.0
 TASK_RETRY_MAX = 60.0
+# The status line's outbox count is a GROUP BY over every delivery: refreshed at most this often, not per poll.
+STATUS_PENDING_EVERY = 5.0
 
 
 @dataclass
@@ -53,6 +56,7 @@ class CycleTotals:
     updated: int = 0
     failed: int = 0
     last: dict[str, PollReport] = field(default_factory=dict)
+    failing: set[str] = field(default_factory=set)  # sources whose last poll failed, kept per poll
 
 
 class Daemon:
@@ -79,6 +83,7 @@ class Daemon:
         self.poll_deadline = max(config.fetch.deadline * 3, 60.0)
         self._feeds_token: str | None = None
         self._tasks: list[asyncio.Task] = []
+        self._pending_seen: tuple[float, int | str] | None = None  # (monotonic time, count) for the status line
         self._polls_in_flight: set[asyncio.Task] = set()
         # Background task → (why its last round failed, failed rounds in a row); absent while it is fine.
         self.task_errors: dict[str, tuple[str, int]] = {}
@@ -95,6 +100,8 @@ class Daemon:
         # Open and migrate now: a bad state dir fails at start, not mid-run.
         self.metrics = Metrics(self.app.store)
         if web and self.config.web.enabled:
+            from feedbot.web.server import create_app, start_web
+
             app = create_app(self.config, self.store, metrics=lambda: self.metrics.render().decode(),
                              health=self.health)
             self.web = await start_web(app, self.config.web.host, self.config.web.port)
@@ -123,6 +130,10 @@ class Daemon:
         t.updated += report.updated
         t.failed += report.result == "failed"
         t.last[report.source_id] = report
+        if report.result == "failed":
+            t.failing.add(report.source_id)
+        else:
+            t.failing.discard(report.source_id)
         self._awaiting_first_poll.discard(report.source_id)
         if not self._awaiting_first_poll:
             self.first_polls_done.set()
@@ -157,18 +168,19 @@ class Daemon:
         if failed is not None:
             log.info("%s task: working again after %d failed round(s)", task, failed[1])
 
-    def rebuild_feeds(self, *, force: bool = False) -> int:
-        """Rewrite the feed files whose content changed; a failure is recorded (task_failed), never raised."""
+    async def rebuild_feeds(self, *, force: bool = False) -> int:
+        """Rewrite the feed files whose content changed, in a worker thread (polls and the watchdog go on);
+        a failure is recorded (task_failed), never raised."""
+        skip_if = None if force or "feeds" in self.task_errors else self._feeds_token
         try:
-            token = self.store.last_change()
-            if token == self._feeds_token and not force and "feeds" not in self.task_errors:
-                return 0
-            changed = self.app.rebuild_feeds()
+            token, changed = await self.app.rebuild_feeds_off_loop(skip_if=skip_if)
         except Exception as exc:  # e.g. the disk is full: keep the old feeds, retry later
             self.task_failed("feeds", exc)
             return 0
         self.task_ok("feeds")
         self._feeds_token = token
+        if changed is None:
+            return 0
         if changed:
             log.info("feeds: %d file(s) rewritten in %s", len(changed), self.config.feeds_dir)
         return len(changed)
@@ -194,6 +206,7 @@ class Daemon:
                     self.metrics.deliveries.labels(name, outcome).inc(value)
             if stats.rate_limited:
                 self.metrics.rate_limited.inc(stats.rate_limited)
+        self._pending_seen = None  # the drain changed the outbox: count it again now
         self.notifier.status(self.status_line())
 
     def pending(self) -> int | str:
@@ -204,12 +217,16 @@ class Daemon:
             return "?"
 
     def status_line(self) -> str:
-        """The STATUS= line systemctl shows."""
+        """The STATUS= line systemctl shows (cheap: it is sent after every poll)."""
         t = self.totals
-        failing = [sid for sid, r in t.last.items() if r.result == "failed"]
+        now = time.monotonic()
+        if self._pending_seen is None or now - self._pending_seen[0] >= STATUS_PENDING_EVERY:
+            self._pending_seen = (now, self.pending())
         line = (f"polled {len(t.last)} source(s) {t.polls} time(s), {t.new} new and {t.updated} updated "
-                f"article(s), {self.pending()} pending")
-        return line + (f"; failing: {', '.join(failing)}" if failing else "")
+                f"article(s), {self._pending_seen[1]} pending")
+        failing = sorted(t.failing)
+        shown = ", ".join(failing[:10]) + (f" and {len(failing) - 10} more" if len(failing) > 10 else "")
+        return line + (f"; failing: {shown}" if failing else "")
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """Unhealthy when the scheduler stalled, every source has failed for several polls, or the last round
@@ -243,7 +260,7 @@ class Daemon:
         try:
             await self.open(web=False)
             reports = await asyncio.gather(*(self.poll(sid) for sid in self.app.source_configs))
-            self.rebuild_feeds(force=True)
+            await self.rebuild_feeds(force=True)
             try:
                 await self.drain(budget=ONCE_DRAIN_BUDGET)
             except Exception as exc:  # logged and counted like the daemon's rounds; the next run retries
@@ -263,7 +280,7 @@ class Daemon:
             loop.add_signal_handler(signum, self.request_stop, signum)
         try:
             await self.open()
-            self.rebuild_feeds(force=True)  # a failure is recorded and retried by the feeds task, never fatal
+            await self.rebuild_feeds(force=True)  # a failure is recorded and retried by the feeds task, never fatal
             self._start_scheduler()
             self._tasks.append(asyncio.create_task(self._drain_loop(), name="drain"))
             self._tasks.append(asyncio.create_task(self._feeds_loop(), name="feeds"))
@@ -290,6 +307,9 @@ class Daemon:
             self.stop_event.set()
 
     def _start_scheduler(self) -> None:
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+        from apscheduler.triggers.interval import IntervalTrigger
+
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         now = utcnow()
         for sid, config in self.app.source_configs.items():
@@ -361,12 +381,12 @@ class Daemon:
             if self.stop_event.is_set():
                 break
             self.feeds_dirty.clear()
-            self.rebuild_feeds()
+            await self.rebuild_feeds()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(FEEDS_MIN_GAP):
                     await self.stop_event.wait()
         if self.feeds_dirty.is_set():  # what arrived during the last gap still reaches the feeds
-            self.rebuild_feeds()
+            await self.rebuild_feeds()
 
     async def _watchdog_loop(self) -> None:
         while not self.stop_event.is_set():
