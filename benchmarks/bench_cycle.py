@@ -131,7 +131,7 @@ def main() -> None:
         single = [PYTHON, "-m", "feedbot", "--config", str(feedbot_config(work / "single", urls[:1], None)), "once"]
         timed(single, ROOT)
         startup = min(timed(single, ROOT)[1] for _ in range(3))
-        results["feedbot, per_host = 100"] = run_feedbot(work, urls, 100, args.profile)
+        results["feedbot, per_host = 64"] = run_feedbot(work, urls, 64, args.profile)
         results["feedbot, default per_host"] = run_feedbot(work, urls, None, args.profile)
         if not args.skip_peers:
             if shutil.which("newsboat"):
@@ -158,12 +158,12 @@ def main() -> None:
             f"{again[0]:.2f} s / {max(again[1] - base, 0) * 1000 / (args.feeds - bool(base)):.2f} ms"
             + ("" if again[2] == 0 else " (failed)"))
         print(f"{name:36}  {first_cell:>24}  {again_cell:>32}")
-    fb = results["feedbot, per_host = 100"]
+    fb = results["feedbot, per_host = 64"]
     ratios = {}
     if "newsboat, reload-threads 100" in results:
         nb = results["newsboat, reload-threads 100"]
-        ratios["first cycle, feedbot (per_host 100) / newsboat"] = fb[0][1] / nb[0][1]
-        ratios["unchanged cycle, feedbot (per_host 100) / newsboat"] = fb[1][1] / nb[1][1]
+        ratios["first cycle, feedbot (per_host 64) / newsboat"] = fb[0][1] / nb[0][1]
+        ratios["unchanged cycle, feedbot (per_host 64) / newsboat"] = fb[1][1] / nb[1][1]
     if "sequential feedparser.parse(url)" in results:
         loop = results["sequential feedparser.parse(url)"]
         ratios["sequential feedparser loop / feedbot first cycle"] = loop[0][1] / fb[0][1]

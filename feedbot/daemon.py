@@ -9,7 +9,7 @@ import signal
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from feedbot.app import App
@@ -45,6 +45,7 @@ TASK_RETRY_FIRST = 1.0
 TASK_RETRY_MAX = 60.0
 # The status line's outbox count is a GROUP BY over every delivery: refreshed at most this often, not per poll.
 STATUS_PENDING_EVERY = 5.0
+POLL_LATE_WARNING = 5.0  # a poll starting this many seconds after its scheduled time: the loop is overloaded
 
 
 @dataclass
@@ -84,6 +85,7 @@ class Daemon:
         self._feeds_token: str | None = None
         self._tasks: list[asyncio.Task] = []
         self._pending_seen: tuple[float, int | str] | None = None  # (monotonic time, count) for the status line
+        self._scheduled_at: dict[str, datetime] = {}  # source → when its running poll job was due
         self._polls_in_flight: set[asyncio.Task] = set()
         # Background task → (why its last round failed, failed rounds in a row); absent while it is fine.
         self.task_errors: dict[str, tuple[str, int]] = {}
@@ -307,6 +309,7 @@ class Daemon:
             self.stop_event.set()
 
     def _start_scheduler(self) -> None:
+        from apscheduler.events import EVENT_JOB_MISSED, EVENT_JOB_SUBMITTED
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
         from apscheduler.triggers.interval import IntervalTrigger
 
@@ -323,16 +326,33 @@ class Daemon:
                 self._poll_job, IntervalTrigger(seconds=config.interval, jitter=config.interval * 0.1),
                 args=[sid], id=f"poll:{sid}", name=f"poll {sid}", next_run_time=first, max_instances=1,
                 coalesce=True, misfire_grace_time=max(30, int(config.interval / 2)))
+        self.scheduler.add_listener(self._job_event, EVENT_JOB_SUBMITTED | EVENT_JOB_MISSED)
         self.scheduler.add_job(self._heartbeat, IntervalTrigger(seconds=HEARTBEAT_EVERY), id="heartbeat",
                                max_instances=1, coalesce=True, next_run_time=now)
         if not self._awaiting_first_poll:
             self.first_polls_done.set()
         self.scheduler.start()
 
+    def _job_event(self, event: Any) -> None:
+        """Remember when a poll job was due (its lateness is logged when it starts); a missed run is a warning."""
+        if not event.job_id.startswith("poll:"):
+            return
+        source_id = event.job_id[len("poll:"):]
+        if hasattr(event, "scheduled_run_times"):
+            self._scheduled_at[source_id] = max(event.scheduled_run_times)
+        else:
+            log.warning("poll %s skipped: it was due at %s and the scheduler could not run it in time", source_id,
+                        f"{event.scheduled_run_time:%H:%M:%S}")
+
     async def _heartbeat(self) -> None:
         self.last_heartbeat = time.monotonic()
 
     async def _poll_job(self, source_id: str) -> None:
+        due = self._scheduled_at.pop(source_id, None)
+        if due is not None:  # how far the loop lets polls slip (benchmarks/bench_scale.py reads these lines)
+            late = (utcnow() - due).total_seconds()
+            log.log(logging.WARNING if late > POLL_LATE_WARNING else logging.DEBUG,
+                    "poll %s started %.3f s after its scheduled time", source_id, late)
         if self.stop_event.is_set():
             return
         state = self.store.source_state(source_id)
