@@ -315,8 +315,9 @@ class Daemon:
 
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         now = utcnow()
+        states = {s.id: s for s in self.store.source_states()}  # one query, not one per source
         for sid, config in self.app.source_configs.items():
-            state = self.store.source_state(sid)
+            state = states.get(sid)
             first = now
             if state and state.next_check_at and state.next_check_at > now:
                 first = state.next_check_at  # restarted during an interval or a backoff: keep it
@@ -328,7 +329,8 @@ class Daemon:
                 coalesce=True, misfire_grace_time=max(30, int(config.interval / 2)))
         self.scheduler.add_listener(self._job_event, EVENT_JOB_SUBMITTED | EVENT_JOB_MISSED)
         self.scheduler.add_job(self._heartbeat, IntervalTrigger(seconds=HEARTBEAT_EVERY), id="heartbeat",
-                               max_instances=1, coalesce=True, next_run_time=now)
+                               max_instances=1, coalesce=True, next_run_time=now,
+                               misfire_grace_time=int(HEARTBEAT_EVERY))  # adding 10,000 jobs takes a moment
         if not self._awaiting_first_poll:
             self.first_polls_done.set()
         self.scheduler.start()
