@@ -35,6 +35,8 @@ from feedbot.store.lock import StateDirLock
 
 log = logging.getLogger("feedbot")
 TAG_AUTHORITY_KEY = "feeds.tag_authority"
+READER_CLOSE_WAIT = 5.0  # seconds a close waits for a feed rebuild thread to let go of its connection
+LOOP_WRITE_WAIT = 10.0  # seconds a rebuild thread waits for the loop to make its write
 
 
 class App:
@@ -74,10 +76,17 @@ class App:
         self._close_store()
 
     def _close_store(self) -> None:
-        with self._reader_lock:
-            if self._reader is not None:
-                self._reader.close()
-                self._reader = None
+        # A rebuild thread still running (its task was cancelled at a stop) holds the lock; it may wait on
+        # the loop for a write, so never block on it for long: the process is ending, its connection with it.
+        if self._reader_lock.acquire(timeout=READER_CLOSE_WAIT):
+            try:
+                if self._reader is not None:
+                    self._reader.close()
+                    self._reader = None
+            finally:
+                self._reader_lock.release()
+        else:
+            log.warning("a feed rebuild was still running at the stop; its read connection was left to close")
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -309,4 +318,5 @@ class _ReadHereWriteOnLoop:
         async def write() -> int:
             return self.store.quarantine(*args, **kwargs)
 
-        return asyncio.run_coroutine_threadsafe(write(), self.loop).result()
+        # Bounded: a loop that is closing never runs it; the rebuild then logs the article as not recorded.
+        return asyncio.run_coroutine_threadsafe(write(), self.loop).result(timeout=LOOP_WRITE_WAIT)

@@ -1,4 +1,4 @@
-"""Issue 14 part B: the daemon's feed rebuild runs off the event loop, over its own connection."""
+"""Issue 14 part B: the daemon keeps its loop free — feed rebuilds in a worker thread, a cheap status line."""
 
 from __future__ import annotations
 
@@ -64,5 +64,27 @@ async def test_an_article_the_feeds_cannot_render_is_set_aside_from_the_worker_t
         assert item.stage == "feeds" and "TypeError" in item.reason
         atom = feedparser.parse((config.feeds_dir / "carbon-market.atom").read_bytes())
         assert sorted(e.title for e in atom.entries) == ["碳市场条目0", "碳市场条目2"]
+    finally:
+        await daemon.close()
+
+
+async def test_the_status_line_after_each_poll_does_not_count_the_outbox_each_time(tmp_path):
+    from feedbot.pipeline import PollReport
+
+    config = feeds_config(tmp_path / "state")
+    daemon = Daemon(config, {})
+    await daemon.open(web=False)
+    statements: list[str] = []
+    try:
+        daemon.store.db.conn.set_trace_callback(statements.append)
+        for n in range(200):
+            daemon._account(PollReport(f"s{n % 20}", "failed" if n % 20 == 3 else "not_modified", error="x"))
+        daemon.store.db.conn.set_trace_callback(None)
+        counts = [s for s in statements if "FROM deliveries" in s]
+        assert len(counts) == 1  # 200 polls in well under 5 s: one count of the outbox, not 200
+        line = daemon.status_line()
+        assert line.startswith("polled 20 source(s) 200 time(s)") and line.endswith("; failing: s3")
+        daemon._account(PollReport("s3", "ok"))
+        assert "failing" not in daemon.status_line()
     finally:
         await daemon.close()
