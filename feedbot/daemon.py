@@ -45,6 +45,9 @@ TASK_RETRY_FIRST = 1.0
 TASK_RETRY_MAX = 60.0
 # The status line's outbox count is a GROUP BY over every delivery: refreshed at most this often, not per poll.
 STATUS_PENDING_EVERY = 5.0
+# Polls running at once. More would only queue inside the fetcher and the worker threads with their deadline
+# already running: 10,000 sources due together (a first start) were cut off by the thousands.
+POLL_CONCURRENCY = 100
 POLL_LATE_WARNING = 5.0  # a poll starting this many seconds after its scheduled time: the loop is overloaded
 
 
@@ -85,6 +88,7 @@ class Daemon:
         self._feeds_token: str | None = None
         self._tasks: list[asyncio.Task] = []
         self._pending_seen: tuple[float, int | str] | None = None  # (monotonic time, count) for the status line
+        self._poll_slots = asyncio.Semaphore(POLL_CONCURRENCY)
         self._scheduled_at: dict[str, datetime] = {}  # source → when its running poll job was due
         self._polls_in_flight: set[asyncio.Task] = set()
         # Background task → (why its last round failed, failed rounds in a row); absent while it is fine.
@@ -121,7 +125,8 @@ class Daemon:
 
     async def poll(self, source_id: str) -> PollReport:
         """Poll one source within its deadline, so a hung poll cannot block the next ones."""
-        report = await self.app.poll(source_id, deadline=self.poll_deadline)
+        async with self._poll_slots:  # the deadline starts when the poll does, not while it waits its turn
+            report = await self.app.poll(source_id, deadline=self.poll_deadline)
         self._account(report)
         return report
 
