@@ -49,6 +49,13 @@ BENCHMARKS = (
     Bench("poll", "bench_poll.py", "Polling 1,000 feed sources and the 5,000-post category page",
           "a sequential `feedparser.parse(url)` loop over the same URLs (what typical RSS-to-Telegram bots do)",
           quick_args=("--quick",)),
+    Bench("cycle", "bench_cycle.py", "Whole-process poll cycle (`feedbot once`): 300 feeds on one host",
+          "newsboat, a sequential feedparser loop and rss2email, in the same run (issue 14's targets)",
+          quick_args=("--feeds", "100")),
+    Bench("scale", "bench_scale.py", "The daemon at 10,000 feed sources (`feedbot run`, 10-minute interval)",
+          "issue 14's targets (≤ 10 % of one core, ≤ 200 MB RSS, p99 poll lateness ≤ 5 s)",
+          quick_args=("--sources", "1000", "--interval", "60", "--duration", "90", "--settle", "15"),
+          timeout=2400.0),
     Bench("classify", "bench_classify.py", "Classification (one core)",
           "the target of 1,000 articles/s from body_html"),
     Bench("routing", "bench_routing.py", "Routing quality: tuned on dev.jsonl, validated on dev2.jsonl",
@@ -208,6 +215,9 @@ def ratios(result: Result) -> list[str]:
             cpu = re.search(r"([\d.]+) ms CPU/source", steady)
             if cpu:
                 out.append(f"all-304 cycle CPU: **{cpu.group(1)} ms per source** (target < 1 ms)")
+        elif name in ("cycle", "scale"):
+            out += [f"{r[0]}: **{r[1]}** (target {r[2]}; {r[3]})" for _, rows, _ in result.tables for r in rows
+                    if len(r) >= 4 and r[2]]
         elif name == "classify":
             rate = float(flat["articles/s"].replace(",", ""))
             out.append(f"{rate:,.0f} articles/s = **{rate / 1000:.1f}×** the 1,000 articles/s target")
@@ -338,6 +348,8 @@ def render_bench(result: Result) -> str:
     return "\n".join(out)
 
 
+# Hand-written sections kept as they are (run_all never rewrites them), placed after the named benchmark.
+NOTES = ("cycle-notes",)
 SECTION = re.compile(r"<!-- section:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /section:(?P=name) -->\n", re.S)
 
 
@@ -348,6 +360,7 @@ def write_report(sections: dict[str, str], info: dict[str, str], command: str) -
         kept = {m.group("name"): m.group("body") for m in SECTION.finditer(OUTPUT.read_text(encoding="utf-8"))}
     kept.update(sections)
     order = [b.name for b in BENCHMARKS] + ["drills"]
+    order[order.index("scale") + 1:order.index("scale") + 1] = list(NOTES)
     head = [
         "# feedbot benchmarks and fault drills", "",
         f"Written by `{command}` (`make bench` runs it without options) on "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import date, datetime
 from pathlib import Path
@@ -37,6 +38,8 @@ from feedbot.store.lock import StateDirLock
 
 log = logging.getLogger("feedbot")
 TAG_AUTHORITY_KEY = "feeds.tag_authority"
+READER_CLOSE_WAIT = 5.0  # seconds a close waits for a feed rebuild thread to let go of its connection
+LOOP_WRITE_WAIT = 10.0  # seconds a rebuild thread waits for the loop to make its write
 
 
 class App:
@@ -60,6 +63,8 @@ class App:
         self._publisher: Any = None  # TelegramPublisher | ConsolePublisher | None, built on first drain
         self._publisher_built = False
         self.last_plan: Any = None  # what the last drain's digest planning recorded (PlanStats)
+        self._reader: Store | None = None  # the feed rebuild thread's own connection
+        self._reader_lock = threading.Lock()
 
     async def __aenter__(self) -> App:
         return self
@@ -77,6 +82,17 @@ class App:
         self._close_store()
 
     def _close_store(self) -> None:
+        # A rebuild thread still running (its task was cancelled at a stop) holds the lock; it may wait on
+        # the loop for a write, so never block on it for long: the process is ending, its connection with it.
+        if self._reader_lock.acquire(timeout=READER_CLOSE_WAIT):
+            try:
+                if self._reader is not None:
+                    self._reader.close()
+                    self._reader = None
+            finally:
+                self._reader_lock.release()
+        else:
+            log.warning("a feed rebuild was still running at the stop; its read connection was left to close")
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -180,6 +196,37 @@ class App:
         authority = self.tag_authority()
         changed = feeds.rebuild_all(self.store, self.config, authority)
         return changed + rebuild_digest_feeds(self.store, self.config, authority, self.clock())
+
+    def open_reader(self) -> Store:
+        """A second connection to the state database, for reading in a worker thread (the caller closes it).
+
+        SQLite connections are not to be shared across threads: the loop's connection stays the loop's.
+        WAL mode lets this one read committed data while the loop writes.
+        """
+        self.store  # noqa: B018 — migrated (and locked) by the main connection first
+        return Store(self.config.db_path, migrate=False, read_only=True)
+
+    async def rebuild_feeds_off_loop(self, *, skip_if: str | None = None) -> tuple[str, list | None]:
+        """``rebuild_feeds`` in a worker thread over its own connection, so polls and the watchdog go on.
+
+        Returns the store's change token and the files written, or None for the files when the token
+        equals ``skip_if`` (nothing changed since the last rebuild). The rare write of a rebuild (an
+        article set aside) runs back on the loop's connection.
+        """
+        authority = self.tag_authority()  # may write once: on the loop's connection
+        loop = asyncio.get_running_loop()
+
+        def work() -> tuple[str, list | None]:
+            with self._reader_lock:
+                if self._reader is None:
+                    self._reader = self.open_reader()
+                token = self._reader.last_change()
+                if token == skip_if:
+                    return token, None
+                return token, feeds.rebuild_all(_ReadHereWriteOnLoop(self._reader, self.store, loop),
+                                                self.config, authority)
+
+        return await asyncio.to_thread(work)
 
     def tag_authority(self) -> str:
         """The authority of every feed entry id, fixed the first time feeds are built (ids survive a new base_url).
@@ -288,3 +335,20 @@ class App:
             return parse_post(page.text, page.final_url, "explain")
         except FeedbotError:
             return articles.entry_from_html(page.text, page.final_url)
+
+
+class _ReadHereWriteOnLoop:
+    """What a feed rebuild needs of the store: reads on the worker thread's connection, writes on the loop's."""
+
+    def __init__(self, reader: Store, store: Store, loop: asyncio.AbstractEventLoop):
+        self.reader, self.store, self.loop = reader, store, loop
+
+    def articles(self, topic: str | None = None, limit: int = 50) -> list:
+        return self.reader.articles(topic, limit)
+
+    def quarantine(self, *args: Any, **kwargs: Any) -> int:
+        async def write() -> int:
+            return self.store.quarantine(*args, **kwargs)
+
+        # Bounded: a loop that is closing never runs it; the rebuild then logs the article as not recorded.
+        return asyncio.run_coroutine_threadsafe(write(), self.loop).result(timeout=LOOP_WRITE_WAIT)

@@ -18,7 +18,6 @@ import click
 from feedbot import __version__
 from feedbot.app import App
 from feedbot.daemon import Daemon
-from feedbot.demo import run_demo
 from feedbot.errors import FeedbotError
 from feedbot.ops.logs import setup_logging
 from feedbot.ops.status import render_status
@@ -186,6 +185,8 @@ def once(state: CliState) -> None:
 def demo(state: CliState, state_dir: str, port: int, duration: float | None) -> None:
     """Run the whole pipeline offline against the bundled sample site on loopback."""
     setup_logging(state.log_level, env=state.env)
+    from feedbot.demo import run_demo  # imports the sample site's web server: only for `demo`
+
     sys.exit(_run(run_demo(Path(state_dir).resolve(), port, state.env, duration)))
 
 

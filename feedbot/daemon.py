@@ -9,11 +9,8 @@ import signal
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any
-
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.interval import IntervalTrigger
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from feedbot.app import App
 from feedbot.clock import utcnow
@@ -22,8 +19,11 @@ from feedbot.ops.metrics import Metrics
 from feedbot.ops.notify import Notifier
 from feedbot.pipeline import PollReport
 from feedbot.settings.config import Config
-from feedbot.web.listen import WebServer, start_web
-from feedbot.web.server import create_app
+
+if TYPE_CHECKING:  # imported where used: `feedbot once` needs neither the scheduler nor the web server
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    from feedbot.web.listen import WebServer
 
 log = logging.getLogger("feedbot")
 
@@ -43,6 +43,12 @@ ONCE_DRAIN_BUDGET = 30.0  # `feedbot once` sends what the rate limits allow with
 # A background round that failed is retried after 1 s, 2 s, 4 s … at most a minute apart.
 TASK_RETRY_FIRST = 1.0
 TASK_RETRY_MAX = 60.0
+# The status line's outbox count is a GROUP BY over every delivery: refreshed at most this often, not per poll.
+STATUS_PENDING_EVERY = 5.0
+# Polls running at once. More would only queue inside the fetcher and the worker threads with their deadline
+# already running: 10,000 sources due together (a first start) were cut off by the thousands.
+POLL_CONCURRENCY = 100
+POLL_LATE_WARNING = 5.0  # a poll starting this many seconds after its scheduled time: the loop is overloaded
 
 
 @dataclass
@@ -54,6 +60,7 @@ class CycleTotals:
     updated: int = 0
     failed: int = 0
     last: dict[str, PollReport] = field(default_factory=dict)
+    failing: set[str] = field(default_factory=set)  # sources whose last poll failed, kept per poll
 
 
 class Daemon:
@@ -80,6 +87,9 @@ class Daemon:
         self.poll_deadline = max(config.fetch.deadline * 3, 60.0)
         self._feeds_token: str | None = None
         self._tasks: list[asyncio.Task] = []
+        self._pending_seen: tuple[float, int | str] | None = None  # (monotonic time, count) for the status line
+        self._poll_slots = asyncio.Semaphore(POLL_CONCURRENCY)
+        self._scheduled_at: dict[str, datetime] = {}  # source → when its running poll job was due
         self._polls_in_flight: set[asyncio.Task] = set()
         # Background task → (why its last round failed, failed rounds in a row); absent while it is fine.
         self.task_errors: dict[str, tuple[str, int]] = {}
@@ -96,6 +106,9 @@ class Daemon:
         # Open and migrate now: a bad state dir fails at start, not mid-run.
         self.metrics = Metrics(self.app.store)
         if web and self.config.web.enabled:
+            from feedbot.web.listen import start_web
+            from feedbot.web.server import create_app
+
             app = create_app(self.config, self.store, metrics=lambda: self.metrics.render().decode(),
                              health=self.health)
             self.web = await start_web(app, self.config.web.host, self.config.web.port)
@@ -113,7 +126,8 @@ class Daemon:
 
     async def poll(self, source_id: str) -> PollReport:
         """Poll one source within its deadline, so a hung poll cannot block the next ones."""
-        report = await self.app.poll(source_id, deadline=self.poll_deadline)
+        async with self._poll_slots:  # the deadline starts when the poll does, not while it waits its turn
+            report = await self.app.poll(source_id, deadline=self.poll_deadline)
         self._account(report)
         return report
 
@@ -124,6 +138,10 @@ class Daemon:
         t.updated += report.updated
         t.failed += report.result == "failed"
         t.last[report.source_id] = report
+        if report.result == "failed":
+            t.failing.add(report.source_id)
+        else:
+            t.failing.discard(report.source_id)
         self._awaiting_first_poll.discard(report.source_id)
         if not self._awaiting_first_poll:
             self.first_polls_done.set()
@@ -158,18 +176,19 @@ class Daemon:
         if failed is not None:
             log.info("%s task: working again after %d failed round(s)", task, failed[1])
 
-    def rebuild_feeds(self, *, force: bool = False) -> int:
-        """Rewrite the feed files whose content changed; a failure is recorded (task_failed), never raised."""
+    async def rebuild_feeds(self, *, force: bool = False) -> int:
+        """Rewrite the feed files whose content changed, in a worker thread (polls and the watchdog go on);
+        a failure is recorded (task_failed), never raised."""
+        skip_if = None if force or "feeds" in self.task_errors else self._feeds_token
         try:
-            token = self.store.last_change()
-            if token == self._feeds_token and not force and "feeds" not in self.task_errors:
-                return 0
-            changed = self.app.rebuild_feeds()
+            token, changed = await self.app.rebuild_feeds_off_loop(skip_if=skip_if)
         except Exception as exc:  # e.g. the disk is full: keep the old feeds, retry later
             self.task_failed("feeds", exc)
             return 0
         self.task_ok("feeds")
         self._feeds_token = token
+        if changed is None:
+            return 0
         if changed:
             log.info("feeds: %d file(s) rewritten in %s", len(changed), self.config.feeds_dir)
         return len(changed)
@@ -198,6 +217,7 @@ class Daemon:
                     self.metrics.deliveries.labels(name, outcome).inc(value)
             if stats.rate_limited:
                 self.metrics.rate_limited.inc(stats.rate_limited)
+        self._pending_seen = None  # the drain changed the outbox: count it again now
         self.notifier.status(self.status_line())
 
     def pending(self) -> int | str:
@@ -208,12 +228,16 @@ class Daemon:
             return "?"
 
     def status_line(self) -> str:
-        """The STATUS= line systemctl shows."""
+        """The STATUS= line systemctl shows (cheap: it is sent after every poll)."""
         t = self.totals
-        failing = [sid for sid, r in t.last.items() if r.result == "failed"]
+        now = time.monotonic()
+        if self._pending_seen is None or now - self._pending_seen[0] >= STATUS_PENDING_EVERY:
+            self._pending_seen = (now, self.pending())
         line = (f"polled {len(t.last)} source(s) {t.polls} time(s), {t.new} new and {t.updated} updated "
-                f"article(s), {self.pending()} pending")
-        return line + (f"; failing: {', '.join(failing)}" if failing else "")
+                f"article(s), {self._pending_seen[1]} pending")
+        failing = sorted(t.failing)
+        shown = ", ".join(failing[:10]) + (f" and {len(failing) - 10} more" if len(failing) > 10 else "")
+        return line + (f"; failing: {shown}" if failing else "")
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """Unhealthy when the scheduler stalled, every source has failed for several polls, or the last round
@@ -247,7 +271,7 @@ class Daemon:
         try:
             await self.open(web=False)
             reports = await asyncio.gather(*(self.poll(sid) for sid in self.app.source_configs))
-            self.rebuild_feeds(force=True)
+            await self.rebuild_feeds(force=True)
             try:
                 await self.drain(budget=ONCE_DRAIN_BUDGET)
             except Exception as exc:  # logged and counted like the daemon's rounds; the next run retries
@@ -267,7 +291,7 @@ class Daemon:
             loop.add_signal_handler(signum, self.request_stop, signum)
         try:
             await self.open()
-            self.rebuild_feeds(force=True)  # a failure is recorded and retried by the feeds task, never fatal
+            await self.rebuild_feeds(force=True)  # a failure is recorded and retried by the feeds task, never fatal
             self._start_scheduler()
             self._tasks.append(asyncio.create_task(self._drain_loop(), name="drain"))
             self._tasks.append(asyncio.create_task(self._feeds_loop(), name="feeds"))
@@ -294,10 +318,15 @@ class Daemon:
             self.stop_event.set()
 
     def _start_scheduler(self) -> None:
+        from apscheduler.events import EVENT_JOB_MISSED, EVENT_JOB_SUBMITTED
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+        from apscheduler.triggers.interval import IntervalTrigger
+
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         now = utcnow()
+        states = {s.id: s for s in self.store.source_states()}  # one query, not one per source
         for sid, config in self.app.source_configs.items():
-            state = self.store.source_state(sid)
+            state = states.get(sid)
             first = now
             if state and state.next_check_at and state.next_check_at > now:
                 first = state.next_check_at  # restarted during an interval or a backoff: keep it
@@ -307,16 +336,34 @@ class Daemon:
                 self._poll_job, IntervalTrigger(seconds=config.interval, jitter=config.interval * 0.1),
                 args=[sid], id=f"poll:{sid}", name=f"poll {sid}", next_run_time=first, max_instances=1,
                 coalesce=True, misfire_grace_time=max(30, int(config.interval / 2)))
+        self.scheduler.add_listener(self._job_event, EVENT_JOB_SUBMITTED | EVENT_JOB_MISSED)
         self.scheduler.add_job(self._heartbeat, IntervalTrigger(seconds=HEARTBEAT_EVERY), id="heartbeat",
-                               max_instances=1, coalesce=True, next_run_time=now)
+                               max_instances=1, coalesce=True, next_run_time=now,
+                               misfire_grace_time=int(HEARTBEAT_EVERY))  # adding 10,000 jobs takes a moment
         if not self._awaiting_first_poll:
             self.first_polls_done.set()
         self.scheduler.start()
+
+    def _job_event(self, event: Any) -> None:
+        """Remember when a poll job was due (its lateness is logged when it starts); a missed run is a warning."""
+        if not event.job_id.startswith("poll:"):
+            return
+        source_id = event.job_id[len("poll:"):]
+        if hasattr(event, "scheduled_run_times"):
+            self._scheduled_at[source_id] = max(event.scheduled_run_times)
+        else:
+            log.warning("poll %s skipped: it was due at %s and the scheduler could not run it in time", source_id,
+                        f"{event.scheduled_run_time:%H:%M:%S}")
 
     async def _heartbeat(self) -> None:
         self.last_heartbeat = time.monotonic()
 
     async def _poll_job(self, source_id: str) -> None:
+        due = self._scheduled_at.pop(source_id, None)
+        if due is not None:  # how far the loop lets polls slip (benchmarks/bench_scale.py reads these lines)
+            late = (utcnow() - due).total_seconds()
+            log.log(logging.WARNING if late > POLL_LATE_WARNING else logging.DEBUG,
+                    "poll %s started %.3f s after its scheduled time", source_id, late)
         if self.stop_event.is_set():
             return
         state = self.store.source_state(source_id)
@@ -365,12 +412,12 @@ class Daemon:
             if self.stop_event.is_set():
                 break
             self.feeds_dirty.clear()
-            self.rebuild_feeds()
+            await self.rebuild_feeds()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(FEEDS_MIN_GAP):
                     await self.stop_event.wait()
         if self.feeds_dirty.is_set():  # what arrived during the last gap still reaches the feeds
-            self.rebuild_feeds()
+            await self.rebuild_feeds()
 
     async def _watchdog_loop(self) -> None:
         while not self.stop_event.is_set():

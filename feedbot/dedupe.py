@@ -17,6 +17,7 @@ import functools
 import hashlib
 import re
 import unicodedata
+import weakref
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
@@ -78,30 +79,83 @@ def similarity(a: bytes, b: bytes) -> float:
     return float(np.count_nonzero(left == right)) / len(left)
 
 
+# LSH: a signature's 128 minima cut into 32 bands of 4; two stories are compared only when a band matches.
+# At the threshold (Jaccard 0.5) a pair shares a band with probability 1 - (1 - 0.5^4)^32 = 0.87, at 0.6 with
+# 0.99; the reprints measured score 0.8-1.0 (docs/dedupe.md). Without it every new article was compared with
+# every signature of the last 30 days, read back from the database each time: quadratic in a first cycle.
+BANDS, ROWS = 32, 4
+_BAND_BYTES = ROWS * 8
+
+
+class _BandIndex:
+    """The originals of the last WINDOW, bucketed by band, built once per store and kept in step with it."""
+
+    def __init__(self, store: Store, now: datetime):
+        self.buckets: dict[tuple[int, bytes], list[int]] = {}
+        self.entries: dict[int, tuple[str, bytes, datetime]] = {}  # id -> (source, signature, first seen)
+        for article_id, source_id, sig, seen in store.original_signatures_since(now - WINDOW):
+            self.add(article_id, source_id, sig, seen)
+
+    def add(self, article_id: int, source_id: str, sig: bytes, seen: datetime) -> None:
+        self.entries[article_id] = (source_id, sig, seen)
+        for band in range(BANDS):
+            self.buckets.setdefault((band, sig[band * _BAND_BYTES:(band + 1) * _BAND_BYTES]), []).append(article_id)
+
+    def candidates(self, sig: bytes) -> set[int]:
+        found: set[int] = set()
+        for band in range(BANDS):
+            found.update(self.buckets.get((band, sig[band * _BAND_BYTES:(band + 1) * _BAND_BYTES]), ()))
+        return found
+
+
+_INDEXES: weakref.WeakKeyDictionary[Store, _BandIndex] = weakref.WeakKeyDictionary()
+
+
+def _index(store: Store, now: datetime) -> _BandIndex:
+    index = _INDEXES.get(store)
+    if index is None:
+        index = _INDEXES[store] = _BandIndex(store, now)
+    return index
+
+
 def find_original(store: Store, article: Article, sig: bytes, now: datetime) -> int | None:
     """The first-seen article (another source, within WINDOW) this one reprints, or None."""
+    index = _index(store, now)
     best_id, best = None, THRESHOLD
-    for article_id, other in store.signatures_since(now - WINDOW, exclude_source=article.source_id):
+    for article_id in sorted(index.candidates(sig)):
+        source_id, other, seen = index.entries[article_id]
+        if source_id == article.source_id or seen < now - WINDOW:
+            continue
         score = similarity(sig, other)
         if score >= best:
             best_id, best = article_id, score
+    # The index lives in memory: an original whose poll was rolled back is no longer there to join.
+    if best_id is not None and store.article(best_id) is None:
+        return None
     return best_id
 
 
+_COMPUTE = object()
+
+
 def save_once(store: Store, article: Article, classification: Classification,
-              targets: Mapping[str, Iterable[Target | str]], *, now: datetime) -> SaveResult:
+              targets: Mapping[str, Iterable[Target | str]], *, now: datetime, sig: object = _COMPUTE) -> SaveResult:
     """Save an article; a new one that reprints a story first seen elsewhere is saved without deliveries.
 
     An article already stored (same source and key) is an update of itself, never a reprint, even
-    when it grew; so is a reprint's later version, which stays a reprint.
+    when it grew; so is a reprint's later version, which stays a reprint. ``sig`` is the signature when
+    the caller computed it already (off the event loop).
     """
     stored = store.stored_id(article.source_id, article.key)
     if stored is not None:
         is_reprint = store.original_of(stored) is not None
         return store.save_article(article, classification, {} if is_reprint else targets, now=now)
-    sig = signature(article.text)
+    if sig is _COMPUTE:
+        sig = signature(article.text)
     original = find_original(store, article, sig, now) if sig else None
     saved = store.save_article(article, classification, {} if original else targets, now=now)
     if saved.status == "new":
         store.record_signature(saved.article_id, article.source_id, sig, original, now)
+        if sig and original is None:
+            _index(store, now).add(saved.article_id, article.source_id, sig, now)
     return saved

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from feedbot.classify.scoring import classify
 from feedbot.clock import utcnow
-from feedbot.dedupe import save_once
+from feedbot.dedupe import save_once, signature
 from feedbot.errors import FeedbotError, FetchError, StateError
 from feedbot.model import Article, Classification, Entry
 from feedbot.settings.config import SourceConfig
@@ -67,9 +67,10 @@ async def poll_source(source: Source, config: SourceConfig, store: Store, topics
                       rng: random.Random | None = None) -> PollReport:
     """Poll one source and store what it found; a failure is recorded on the source row, never raised.
 
-    Each article is one transaction (article + classification + deliveries). The source's validators
-    are stored last, so a crash mid-poll makes the next poll fetch the index again and pick up
-    whatever was not stored; what was stored is recognized by its key and not stored twice.
+    Everything a poll stores is one transaction: articles, classifications, deliveries, pages and,
+    last, the source's validators. A crash mid-poll leaves nothing of it, so the next poll fetches the
+    index again and stores it all; after a commit every article is recognized by its key and never
+    stored twice. One item that fails is rolled back alone (a savepoint) and quarantined.
     """
     now = now or utcnow()
     state = store.source_state(config.id)
@@ -94,44 +95,55 @@ async def poll_source(source: Source, config: SourceConfig, store: Store, topics
         log.exception("%s: unexpected error while polling", config.id)
         return record_failure(store, config, f"internal error: {type(exc).__name__}: {exc}", failures, now, rng)
 
-    new = updated = queued = quarantined = held_back = 0
+    work: list[tuple[Entry, str]] = []
+    held_back = 0
     for entry in result.entries:
         key = clean_text(entry.key).strip()
         if key in waiting:
             held_back += 1
-            continue
-        try:
-            # The CPU-heavy part runs in a thread, so the loop (web server, watchdog, drain) stays responsive.
-            article, classification = await asyncio.to_thread(prepare, entry, topics, now)
-            # A reprint of a story first seen on another source is stored without chat deliveries.
-            saved = save_once(store, article, classification, targets, now=now)
-        except StateError:
-            raise
-        except Exception as exc:  # one bad item must not stop the source: set it aside with its reason
-            quarantined += 1
-            quarantine_item(store, config.id, entry, exc, now)
-            continue
-        if key in in_quarantine:
-            store.release(config.id, key)
-            log.info("%s: item %s is no longer quarantined", config.id, key)
-        new += saved.status == "new"
-        updated += saved.status == "updated"
-        queued += saved.deliveries_added
-    for page in result.pages:
-        store.record_page(page.url, config.id, etag=page.etag, last_modified=page.last_modified,
-                          content_hash=page.content_hash, fetched_at=now)
-    if result.failed:
-        urls = {key: (url, error) for key, url, error in result.failed}
-        for key in store.record_post_failures(config.id, result.failed, now):
-            # Given up on: set aside in the quarantine, where `feedbot status` lists it with its reason.
-            url, error = urls[key]
-            store.quarantine(config.id, key, url=url, reason=f"failed {MAX_POST_FAILURES} polls in a row: {error}",
-                             stage="fetch", now=now)
-            log.error("%s: %s failed %d polls in a row; quarantined, no longer retried", config.id, key,
-                      MAX_POST_FAILURES)
+        else:
+            work.append((entry, key))
+    # The CPU-heavy part runs in a thread, once per poll (not per item: a hop costs more than a small
+    # item), so the loop (web server, watchdog, drain) stays responsive.
+    prepared = await asyncio.to_thread(prepare_all, [e for e, _ in work], topics, now) if work else []
+    new = updated = queued = quarantined = 0
     next_check = next_check_ok(now, config.interval, rng)
-    store.record_poll_ok(config.id, etag=result.etag, last_modified=result.last_modified, checked_at=now,
-                         next_check_at=next_check)
+    # One transaction per poll, without an await inside (the connection is shared by every coroutine).
+    with store.transaction():
+        for (entry, key), outcome in zip(work, prepared, strict=True):
+            try:
+                if isinstance(outcome, Exception):
+                    raise outcome
+                # A savepoint per item (all or nothing); a reprint of a story first seen elsewhere gets no deliveries.
+                article, classification, sig = outcome
+                saved = save_once(store, article, classification, targets, now=now, sig=sig)
+            except StateError:
+                raise
+            except Exception as exc:  # one bad item must not stop the source: set it aside with its reason
+                quarantined += 1
+                quarantine_item(store, config.id, entry, exc, now)
+                continue
+            if key in in_quarantine:
+                store.release(config.id, key)
+                log.info("%s: item %s is no longer quarantined", config.id, key)
+            new += saved.status == "new"
+            updated += saved.status == "updated"
+            queued += saved.deliveries_added
+        for page in result.pages:
+            store.record_page(page.url, config.id, etag=page.etag, last_modified=page.last_modified,
+                              content_hash=page.content_hash, fetched_at=now)
+        if result.failed:
+            urls = {key: (url, error) for key, url, error in result.failed}
+            for key in store.record_post_failures(config.id, result.failed, now):
+                # Given up on: set aside in the quarantine, where `feedbot status` lists it with its reason.
+                url, error = urls[key]
+                store.quarantine(config.id, key, url=url,
+                                 reason=f"failed {MAX_POST_FAILURES} polls in a row: {error}", stage="fetch", now=now)
+                log.error("%s: %s failed %d polls in a row; quarantined, no longer retried", config.id, key,
+                          MAX_POST_FAILURES)
+        # The validators last: until they are stored, the next poll fetches the index again.
+        store.record_poll_ok(config.id, etag=result.etag, last_modified=result.last_modified, checked_at=now,
+                             next_check_at=next_check)
     for warning in result.warnings:
         log.warning("%s: %s", config.id, warning)
     report = PollReport(config.id, "not_modified" if result.not_modified and not result.entries else "ok",
@@ -139,6 +151,19 @@ async def poll_source(source: Source, config: SourceConfig, store: Store, topics
                         quarantined=quarantined, held_back=held_back, next_check_at=next_check)
     log.info(report.line())
     return report
+
+
+def prepare_all(entries: Sequence[Entry], topics: Mapping[str, TopicRules],
+                now: datetime) -> list[tuple[Article, Classification, bytes | None] | Exception]:
+    """``prepare`` for each entry; an item that fails gives its exception instead (quarantined by the caller)."""
+    out: list[tuple[Article, Classification, bytes | None] | Exception] = []
+    for entry in entries:
+        try:
+            article, classification = prepare(entry, topics, now)
+            out.append((article, classification, signature(article.text)))  # the story's MinHash, off the loop
+        except Exception as exc:
+            out.append(exc)
+    return out
 
 
 def prepare(entry: Entry, topics: Mapping[str, TopicRules], now: datetime) -> tuple[Article, Classification]:

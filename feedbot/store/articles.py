@@ -17,9 +17,28 @@ class ArticlesTable(Database):
     """The `articles` and `classifications` tables (and the deliveries an article brings with it)."""
 
     def known_keys(self, source_id: str) -> set[str]:
-        """Keys of every article already stored for a source."""
-        cursor = self._execute("SELECT key FROM articles WHERE source_id = ?", [source_id])
-        return {row[0] for row in cursor}
+        """Keys of every article already stored for a source.
+
+        Read from the table once per source, then kept in step by ``save_article`` (the state-dir lock
+        makes this process the only writer); a commit by any other connection drops the cache.
+        """
+        cache = self._known_cache()
+        keys = cache.get(source_id)
+        if keys is None:
+            cursor = self._execute("SELECT key FROM articles WHERE source_id = ?", [source_id])
+            keys = cache[source_id] = {row[0] for row in cursor}
+        return set(keys)
+
+    def _known_cache(self) -> dict[str, set[str]]:
+        # PRAGMA data_version changes when another connection commits: then the cache may be stale.
+        version = self._execute("PRAGMA data_version").fetchone()[0]
+        if getattr(self, "_known_version", None) != version:
+            self._known, self._known_version = {}, version
+        return self._known
+
+    def forget_caches(self) -> None:
+        super().forget_caches()
+        self._known_version = None  # keys added in the rolled-back transaction are not stored
 
     def content_hashes(self, source_id: str) -> dict[str, str]:
         """key → content hash for a source's stored articles (to tell updates from repeats)."""
@@ -35,37 +54,44 @@ class ArticlesTable(Database):
         """
         now = now or utcnow()
         with self.transaction():
-            row = self._execute("SELECT id, content_hash FROM articles WHERE source_id = ? AND key = ?",
-                                  [article.source_id, article.key]).fetchone()
-            # Stored now: a post that failed before needs no more retries.
-            self._execute("DELETE FROM post_retries WHERE source_id = ? AND key = ?", [article.source_id, article.key])
-            if row is not None and row[1] == article.content_hash:
-                return SaveResult(article_id=row[0], status="unchanged")
-            values = {
-                "url": article.url, "title": article.title, "published_at": to_db(article.published_at),
-                "body_html": article.body_html, "text": article.text, "content_hash": article.content_hash,
-                "outlet": article.outlet, "origin_url": article.origin_url,
-            }
-            if row is None:
+            saved = self._save_article(article, classification, targets, now)
+        if saved.status == "new":
+            self._known_cache().get(article.source_id, set()).add(article.key)
+        return saved
+
+    def _save_article(self, article: Article, classification: Classification,
+                      targets: Mapping[str, Iterable[Target | str]], now: datetime) -> SaveResult:
+        row = self._execute("SELECT id, content_hash FROM articles WHERE source_id = ? AND key = ?",
+                              [article.source_id, article.key]).fetchone()
+        # Stored now: a post that failed before needs no more retries.
+        self._execute("DELETE FROM post_retries WHERE source_id = ? AND key = ?", [article.source_id, article.key])
+        if row is not None and row[1] == article.content_hash:
+            return SaveResult(article_id=row[0], status="unchanged")
+        values = {
+            "url": article.url, "title": article.title, "published_at": to_db(article.published_at),
+            "body_html": article.body_html, "text": article.text, "content_hash": article.content_hash,
+            "outlet": article.outlet, "origin_url": article.origin_url,
+        }
+        if row is None:
+            cursor = self._execute(
+                "INSERT INTO articles(source_id, key, first_seen_at, updated_at, " + ", ".join(values)
+                + ") VALUES (?, ?, ?, ?" + ", ?" * len(values) + ")",
+                [article.source_id, article.key, to_db(now), to_db(article.updated_at), *values.values()])
+            article_id, status = cursor.lastrowid, "new"
+        else:
+            article_id, status = row[0], "updated"
+            values["updated_at"] = to_db(article.updated_at or now)
+            self._execute("UPDATE articles SET " + ", ".join(f"{k} = ?" for k in values) + " WHERE id = ?",
+                            [*values.values(), article_id])
+        added = 0
+        for match in self._write_classification(article_id, classification):
+            for target in targets.get(match.topic, ()):
                 cursor = self._execute(
-                    "INSERT INTO articles(source_id, key, first_seen_at, updated_at, " + ", ".join(values)
-                    + ") VALUES (?, ?, ?, ?" + ", ?" * len(values) + ")",
-                    [article.source_id, article.key, to_db(now), to_db(article.updated_at), *values.values()])
-                article_id, status = cursor.lastrowid, "new"
-            else:
-                article_id, status = row[0], "updated"
-                values["updated_at"] = to_db(article.updated_at or now)
-                self._execute("UPDATE articles SET " + ", ".join(f"{k} = ?" for k in values) + " WHERE id = ?",
-                                [*values.values(), article_id])
-            added = 0
-            for match in self._write_classification(article_id, classification):
-                for target in targets.get(match.topic, ()):
-                    cursor = self._execute(
-                        "INSERT INTO deliveries(article_id, topic, target, status, attempts, created_at) "
-                        "VALUES (?, ?, ?, 'pending', 0, ?) ON CONFLICT(article_id, target) DO NOTHING",
-                        [article_id, match.topic, key_of(target), to_db(now)])
-                    added += cursor.rowcount
-            return SaveResult(article_id=article_id, status=status, deliveries_added=added)
+                    "INSERT INTO deliveries(article_id, topic, target, status, attempts, created_at) "
+                    "VALUES (?, ?, ?, 'pending', 0, ?) ON CONFLICT(article_id, target) DO NOTHING",
+                    [article_id, match.topic, key_of(target), to_db(now)])
+                added += cursor.rowcount
+        return SaveResult(article_id=article_id, status=status, deliveries_added=added)
 
     def _write_classification(self, article_id: int, classification: Classification) -> list[TopicMatch]:
         """Replace an article's classification rows (inside the caller's transaction); returns the matches."""

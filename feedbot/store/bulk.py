@@ -46,6 +46,7 @@ def bulk_load(store: Store, items: Iterable[tuple[Article, Classification]],
                         [article_id, match.topic, target, status, now_db, now_db if delivered else None,
                          article.content_hash, article_id if delivered else None])
             count += 1
+    store.forget_caches()  # rows written here, not through save_article
     return count
 
 

@@ -352,8 +352,17 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """BEGIN IMMEDIATE … COMMIT, rolled back on any error; not re-entrant."""
+        """BEGIN IMMEDIATE … COMMIT, rolled back on any error; inside another one, a SAVEPOINT.
+
+        A nested block is all-or-nothing within the outer transaction (e.g. one article of a poll), and
+        nothing of it is durable before the outer COMMIT. Never hold one across an ``await``: the
+        connection is shared by every coroutine of the process.
+        """
         conn = self.db.conn
+        if conn.in_transaction:
+            with self._savepoint(conn):
+                yield
+            return
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -365,10 +374,33 @@ class Database:
             # SQLite may already have rolled back by itself (e.g. on SQLITE_FULL).
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            self.forget_caches()
             cause = exc.__cause__ if isinstance(exc, StateError) else exc
             if isinstance(cause, sqlite3.Error):
                 raise StateError(f"{self.path}: nothing was written: {_describe(cause)}") from cause
             raise
+
+    @contextmanager
+    def _savepoint(self, conn: sqlite3.Connection) -> Iterator[None]:
+        self._savepoints = getattr(self, "_savepoints", 0) + 1
+        name = f"feedbot_sp{self._savepoints}"
+        try:
+            conn.execute(f"SAVEPOINT {name}")
+            try:
+                yield
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute(f"ROLLBACK TO {name}")
+                    conn.execute(f"RELEASE {name}")
+                raise
+            conn.execute(f"RELEASE {name}")
+        except sqlite3.Error as exc:
+            raise StateError(f"{self.path}: {_describe(exc)}") from exc
+        finally:
+            self._savepoints -= 1
+
+    def forget_caches(self) -> None:
+        """Forget caches that may not match the file (a rollback, rows written behind the methods' back)."""
 
     def close(self) -> None:
         """Close the connection (checkpointing the WAL)."""

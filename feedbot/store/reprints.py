@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from feedbot.store.db import Database, to_db
+from feedbot.store.db import Database, from_db, to_db
 
 
 @dataclass(frozen=True)
@@ -26,13 +26,12 @@ class ReprintsTable(Database):
         row = self._execute("SELECT id FROM articles WHERE source_id = ? AND key = ?", [source_id, key]).fetchone()
         return row[0] if row else None
 
-    def signatures_since(self, since: datetime, *, exclude_source: str) -> Iterator[tuple[int, bytes]]:
-        """(article id, signature) of articles first seen since a moment on other sources; originals only."""
+    def original_signatures_since(self, since: datetime) -> Iterator[tuple[int, str, bytes, datetime]]:
+        """(article id, source, signature, first seen) of the originals (not reprints) first seen since a moment."""
         cursor = self._execute(
-            "SELECT article_id, signature FROM signatures WHERE first_seen_at >= ? AND source_id != ? "
-            "AND signature IS NOT NULL AND original_id IS NULL ORDER BY first_seen_at, article_id",
-            [to_db(since), exclude_source])
-        yield from ((row[0], row[1]) for row in cursor)
+            "SELECT article_id, source_id, signature, first_seen_at FROM signatures WHERE first_seen_at >= ? "
+            "AND signature IS NOT NULL AND original_id IS NULL ORDER BY first_seen_at, article_id", [to_db(since)])
+        yield from ((row[0], row[1], row[2], from_db(row[3])) for row in cursor)
 
     def record_signature(self, article_id: int, source_id: str, signature: bytes | None, original_id: int | None,
                          now: datetime) -> None:

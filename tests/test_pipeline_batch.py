@@ -1,0 +1,118 @@
+"""Issue 14 part B: one transaction per poll, and the stored keys kept in step without a full read per poll."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pytest
+
+from feedbot.errors import StateError
+from feedbot.model import Entry
+from feedbot.pipeline import poll_source
+from feedbot.settings.config import parse_config
+from feedbot.sources.base import PollResult
+from feedbot.store import Store
+
+MARKET = ("全国碳市场第二个履约周期配额分配方案印发，重点排放单位须按时完成配额清缴。"
+          "生态环境部表示，将加强碳排放数据质量监管，严厉打击数据造假，保障碳市场平稳运行。")
+NOW = datetime(2024, 6, 3, 4, tzinfo=UTC)
+
+
+@dataclass
+class ListSource:
+    """A source adapter double: the given entries, with an ETag, and the known keys it was handed."""
+
+    entries: tuple[Entry, ...]
+    etag: str = '"v1"'
+
+    async def poll(self, state, known, *, page_validators=None) -> PollResult:
+        self.known = set(known)
+        return PollResult(entries=self.entries, etag=self.etag, listed=len(self.entries))
+
+
+def entry(key: str) -> Entry:
+    return Entry(source_id="src", key=key, url=f"http://news.test/{key}", title=f"碳市场条目{key}",
+                 body_html=f"<p>{MARKET}</p>")
+
+
+def setup(tmp_path):
+    config = parse_config({"state_dir": str(tmp_path / "state"),
+                           "sources": [{"id": "src", "kind": "feed", "url": "http://news.test/feed.xml",
+                                        "interval": "10m", "backfill": "all"}]}, None, {})
+    store = Store(config.db_path)
+    store.sync_sources([("src", "feed", "http://news.test/feed.xml")])
+    return config, store
+
+
+async def poll(config, store, source):
+    targets = {topic: [f"console:{topic}"] for topic in config.topics}
+    return await poll_source(source, config.sources[0], store, config.topics, targets, now=NOW,
+                             rng=random.Random(1))
+
+
+def fail_inserts_of(config, key: str) -> None:
+    """A real SQLite failure on one article's insert (as a full disk would give), set up from outside."""
+    conn = sqlite3.connect(config.db_path)
+    conn.execute(f"CREATE TRIGGER boom BEFORE INSERT ON articles WHEN NEW.key = '{key}' "
+                 "BEGIN SELECT RAISE(ABORT, 'simulated write failure'); END")
+    conn.commit()
+    conn.close()
+
+
+def heal(config) -> None:
+    conn = sqlite3.connect(config.db_path)
+    conn.execute("DROP TRIGGER boom")
+    conn.commit()
+    conn.close()
+
+
+async def test_a_write_failure_mid_poll_leaves_nothing_of_that_poll_and_the_next_poll_stores_it_all(tmp_path):
+    config, store = setup(tmp_path)
+    items = tuple(entry(f"k{n}") for n in range(5))
+    source = ListSource(items)
+    assert store.known_keys("src") == set()  # the cache is loaded before the failure
+    fail_inserts_of(config, "k3")  # the fourth article of the poll cannot be written
+    with pytest.raises(StateError, match="simulated write failure"):  # App.poll logs it: "poll not stored"
+        await poll(config, store, source)
+    # Nothing of the poll: no article (not even k0..k2, written before k3), no delivery, no validators.
+    assert store.article_counts()["all"] == 0
+    assert store.delivery_counts() == []
+    state = store.source_state("src")
+    assert state.etag is None and state.last_ok_at is None
+    assert store.known_keys("src") == set()  # the rolled-back keys are not taken as stored
+
+    heal(config)
+    again = await poll(config, store, source)
+    assert again.result == "ok" and again.new == 5
+    assert store.source_state("src").etag == '"v1"'
+    assert store.known_keys("src") == {f"k{n}" for n in range(5)}
+    repeat = await poll(config, store, ListSource(items))
+    assert repeat.new == 0 and repeat.deliveries == 0  # exactly once
+    store.close()
+
+
+async def test_known_keys_follow_this_process_and_another_connection(tmp_path):
+    config, store = setup(tmp_path)
+    await poll(config, store, ListSource((entry("a"), entry("b"))))
+    source = ListSource((entry("c"),))
+    await poll(config, store, source)
+    assert source.known == {"a", "b"}  # what the source was told was stored before this poll
+    assert store.known_keys("src") == {"a", "b", "c"}
+    # Another connection writes (e.g. an operator's sqlite3 shell): this one's cache is dropped.
+    other = Store(config.db_path)
+    other.save_article(*_prepared(entry("d")), {}, now=NOW)
+    other.close()
+    assert store.known_keys("src") == {"a", "b", "c", "d"}
+    # A caller mutating the returned set does not change what the store believes.
+    store.known_keys("src").add("zzz")
+    assert "zzz" not in store.known_keys("src")
+    store.close()
+
+
+def _prepared(e: Entry):
+    from feedbot.pipeline import prepare
+    config = parse_config({}, None, {})
+    return prepare(e, config.topics, NOW)
