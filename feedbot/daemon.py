@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import time
@@ -14,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from feedbot.app import App
 from feedbot.clock import utcnow
-from feedbot.errors import FeedbotError, PublishError, PublisherUnauthorized, StateError
+from feedbot.errors import PublishError, PublisherUnauthorized, StateError
+from feedbot.loops import STALL_AFTER, BackgroundLoops
 from feedbot.ops.metrics import Metrics
 from feedbot.ops.notify import Notifier
 from feedbot.pipeline import PollReport
@@ -27,12 +27,8 @@ if TYPE_CHECKING:  # imported where used: `feedbot once` needs neither the sched
 
 log = logging.getLogger("feedbot")
 
-DRAIN_EVERY = 30.0  # seconds between outbox checks when nothing new arrived (retries come due)
-DRAIN_BUDGET = 60.0  # one drain round never holds newer items back longer than this
 # Feeds are rebuilt at most this often: with many sources, one rebuild per poll would starve the loop.
-FEEDS_MIN_GAP = 5.0
 HEARTBEAT_EVERY = 15.0  # the scheduler proves it is alive this often
-STALL_AFTER = 120.0  # no heartbeat for this long: /healthz answers 503, the watchdog stops pinging
 FAILED_POLLS_UNHEALTHY = 3  # every source failed this many times in a row: unhealthy
 STOP_GRACE = 10.0  # seconds for in-flight polls to finish after SIGTERM
 # A send in flight at SIGTERM is waited for up to the Bot API request timeout (publish/telegram.py
@@ -41,8 +37,6 @@ STOP_GRACE = 10.0  # seconds for in-flight polls to finish after SIGTERM
 SEND_GRACE = 25.0
 ONCE_DRAIN_BUDGET = 30.0  # `feedbot once` sends what the rate limits allow within this many seconds
 # A background round that failed is retried after 1 s, 2 s, 4 s … at most a minute apart.
-TASK_RETRY_FIRST = 1.0
-TASK_RETRY_MAX = 60.0
 # The status line's outbox count is a GROUP BY over every delivery: refreshed at most this often, not per poll.
 STATUS_PENDING_EVERY = 5.0
 # Polls running at once. More would only queue inside the fetcher and the worker threads with their deadline
@@ -63,7 +57,7 @@ class CycleTotals:
     failing: set[str] = field(default_factory=set)  # sources whose last poll failed, kept per poll
 
 
-class Daemon:
+class Daemon(BackgroundLoops):
     """One process: scheduler, pipeline, publishers and web server around one store, one fetcher, one bot."""
 
     def __init__(self, config: Config, env: Mapping[str, str], *, notifier: Notifier | None = None):
@@ -155,26 +149,6 @@ class Daemon:
             self.feeds_dirty.set()
             self.kick.set()
         self.notifier.status(self.status_line())
-
-    # ---- background rounds: a failure is logged, counted, shown by /healthz and retried, never fatal ----
-
-    def task_failed(self, task: str, exc: BaseException) -> float:
-        """Record a failed round of a background task; returns how long to wait before the next try."""
-        reason = f"{type(exc).__name__}: {exc}"[:300]
-        streak = self.task_errors.get(task, ("", 0))[1] + 1
-        self.task_errors[task] = (reason, streak)
-        if self.metrics is not None:
-            self.metrics.task_failures.labels(task).inc()
-        # Our own errors say everything in one line; anything else is a bug: its traceback once per streak.
-        trace = exc if streak == 1 and not isinstance(exc, FeedbotError) else None
-        log.error("%s task: round failed (%d in a row), retrying: %s", task, streak, reason, exc_info=trace)
-        return min(TASK_RETRY_FIRST * 2 ** (streak - 1), TASK_RETRY_MAX)
-
-    def task_ok(self, task: str) -> None:
-        """A round of a background task went through: it is healthy again."""
-        failed = self.task_errors.pop(task, None)
-        if failed is not None:
-            log.info("%s task: working again after %d failed round(s)", task, failed[1])
 
     async def rebuild_feeds(self, *, force: bool = False) -> int:
         """Rewrite the feed files whose content changed, in a worker thread (polls and the watchdog go on);
@@ -383,70 +357,6 @@ class Daemon:
         finally:
             self._polls_in_flight.discard(task)
 
-    async def _drain_loop(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.poll_deadline):
-                await _first_of(self.first_polls_done, self.stop_event)
-        while not self.stop_event.is_set():
-            wait = DRAIN_EVERY
-            try:
-                await self.drain(budget=DRAIN_BUDGET)
-            except Exception as exc:  # the drain never dies: the next round retries what is due
-                wait = self.task_failed("drain", exc)
-            else:
-                self.task_ok("drain")
-            self.kick.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):
-                    await _first_of(self.kick, self.stop_event)
-
-    async def _feeds_loop(self) -> None:
-        while not self.stop_event.is_set():
-            if "feeds" in self.task_errors:  # the last rebuild failed: retry after a pause, dirty or not
-                _, streak = self.task_errors["feeds"]
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(min(TASK_RETRY_FIRST * 2 ** (streak - 1), TASK_RETRY_MAX)):
-                        await self.stop_event.wait()
-            else:
-                await _first_of(self.feeds_dirty, self.stop_event)
-            if self.stop_event.is_set():
-                break
-            self.feeds_dirty.clear()
-            await self.rebuild_feeds()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(FEEDS_MIN_GAP):
-                    await self.stop_event.wait()
-        if self.feeds_dirty.is_set():  # what arrived during the last gap still reaches the feeds
-            await self.rebuild_feeds()
-
-    async def _watchdog_loop(self) -> None:
-        while not self.stop_event.is_set():
-            try:
-                # A stalled scheduler is a hung daemon: stop pinging and let systemd restart us.
-                if time.monotonic() - self.last_heartbeat <= STALL_AFTER:
-                    self.notifier.watchdog()
-            except Exception as exc:  # a failed ping must not end the pings
-                self.task_failed("watchdog", exc)
-            else:
-                self.task_ok("watchdog")
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.notifier.watchdog_interval):
-                    await self.stop_event.wait()
-
-    async def _commands_loop(self) -> None:
-        while not self.stop_event.is_set():
-            try:
-                await self.app.publisher.run_commands(self.stop_event)
-                return
-            except PublisherUnauthorized as exc:  # the token was rejected: no retry can help
-                log.error("bot commands stopped: %s", exc)
-                return
-            except Exception as exc:  # a bad update or a network fault: answer commands again after a pause
-                wait = self.task_failed("bot-commands", exc)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):
-                    await self.stop_event.wait()
-
     async def _shutdown(self) -> None:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
@@ -472,12 +382,3 @@ class Daemon:
             if not task.cancelled() and task.exception():
                 log.error("%s ended with an error: %s", task.get_name(), task.exception())
         log.info("stopped")
-
-
-async def _first_of(*events: asyncio.Event) -> None:
-    waiters = [asyncio.create_task(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()

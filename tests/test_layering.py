@@ -22,7 +22,7 @@ STAGES = (
     ("feedbot.web",),
     ("feedbot.ops",),
     ("feedbot.app",),
-    ("feedbot.daemon", "feedbot.demo"),
+    ("feedbot.daemon", "feedbot.loops", "feedbot.demo"),
     ("feedbot.cli", "feedbot.__main__"),
 )
 
