@@ -11,7 +11,7 @@ import sqlite_utils
 
 from feedbot.model import Classification, Evidence, TopicMatch
 from feedbot.store import Store
-from feedbot.store import db as store_db
+from feedbot.store import migrations as store_migrations
 from feedbot.store.search import MARK_CLOSE, MARK_OPEN
 from tests.feeds_helpers import article, edited
 
@@ -97,7 +97,7 @@ def test_migration_indexes_articles_already_stored(tmp_path: Path):
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path, isolation_level=None)
     db = sqlite_utils.Database(conn)
-    for number, step in enumerate(store_db.MIGRATIONS[:3], start=1):  # a database from before the index
+    for number, step in enumerate(store_migrations.MIGRATIONS[:3], start=1):  # a database from before the index
         step(db)
         db.execute(f"PRAGMA user_version = {number}")
     db["articles"].insert({"id": 1, "source_id": "s", "key": "k", "title": "旧库里的碳普惠文章",
@@ -106,7 +106,7 @@ def test_migration_indexes_articles_already_stored(tmp_path: Path):
     conn.close()
     store = Store(path)
     try:
-        assert store.schema_version() == len(store_db.MIGRATIONS)
+        assert store.schema_version() == len(store_migrations.MIGRATIONS)
         assert [h.article.id for h in store.search("碳普惠").hits] == [1]
         assert store.search("碳普惠").indexed
     finally:

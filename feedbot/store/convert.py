@@ -1,0 +1,19 @@
+"""Times as the store keeps them: sortable UTC ISO strings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def to_db(moment: datetime | None) -> str | None:
+    """A timezone-aware datetime as a sortable UTC ISO string."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        raise ValueError(f"naive datetime {moment!r} reached the store")
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def from_db(value: str | None) -> datetime | None:
+    """The inverse of to_db."""
+    return datetime.fromisoformat(value) if value else None
