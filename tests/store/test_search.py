@@ -123,7 +123,7 @@ def test_rebuild_restores_a_stale_index(store: Store):
 
 def test_without_trigram_support_search_scans_and_says_so(tmp_path: Path, monkeypatch, caplog):
     # Stands in for SQLite older than 3.34 (no trigram tokenizer): this machine's SQLite has it.
-    monkeypatch.setattr(store_db, "trigram_supported", lambda conn: False)
+    monkeypatch.setattr(store_migrations, "trigram_supported", lambda conn: False)
     with caplog.at_level(logging.WARNING, logger="feedbot.store.db"):
         store = Store(tmp_path / "old-sqlite.db")
     try:
