@@ -16,11 +16,11 @@ from urllib.parse import urljoin, urlsplit
 import lxml.html
 from lxml import etree
 
-from feedbot.errors import FetchError, ParseError
+from feedbot.errors import ParseError
 from feedbot.model import Entry, SourceState
 from feedbot.settings.config import ListSelectors, SourceConfig
 from feedbot.settings.secrets import strip_userinfo
-from feedbot.sources.base import PageRecord, PageValidators, PollResult, body_digest
+from feedbot.sources.base import PageValidators, PollResult
 from feedbot.sources.extract import (
     compile_selector,
     element_text,
@@ -30,7 +30,7 @@ from feedbot.sources.extract import (
     parse_cn_datetime,
 )
 from feedbot.sources.http import Fetcher, FetchResult
-from feedbot.sources.jekyll import ACCEPT_HTML, JekyllSource, PostLink, _PostOutcome
+from feedbot.sources.jekyll import ACCEPT_HTML, JekyllSource, PostLink
 
 
 @dataclass(frozen=True)
@@ -177,25 +177,7 @@ class HtmlSource(JekyllSource):
             return []
         return super().recheck_links(links, known)
 
-    async def fetch_post(self, link: PostLink, page_validators: PageValidators | None = None) -> _PostOutcome:
-        """Fetch and parse one post page; with validators, a 304 or an identical page yields no entry."""
-        stored = page_validators(link.url) if page_validators else None
-        try:
-            result = await self.fetcher.get(link.url, etag=stored.etag if stored else None,
-                                            last_modified=stored.last_modified if stored else None,
-                                            accept=ACCEPT_HTML)
-            if result.not_modified:
-                return _PostOutcome(link)
-            digest = body_digest(result.content)
-            page = PageRecord(url=link.url, etag=result.etag, last_modified=result.last_modified,
-                              content_hash=digest)
-            if stored and stored.content_hash == digest:
-                return _PostOutcome(link, page=page)
-            listed = link if isinstance(link, ListedPost) else None
-            entry = parse_article(result.text, strip_userinfo(link.url), self.selectors, self.config.id,
-                                  listed=listed, outlet=self.config.outlet)
-            return _PostOutcome(link, entry=entry, page=page)
-        except Exception as exc:  # FetchError, ParseError; a parser bug must not stop the other posts
-            if not isinstance(exc, (FetchError, ParseError)):
-                exc = ParseError(f"cannot read {link.url}: {type(exc).__name__}: {exc}")
-            return _PostOutcome(link, error=str(exc), failure=exc)
+    def parse_page(self, page: str, url: str, link: PostLink) -> Entry:
+        """A post page read with the source's selectors (or readability), with what the list showed of it."""
+        listed = link if isinstance(link, ListedPost) else None
+        return parse_article(page, url, self.selectors, self.config.id, listed=listed, outlet=self.config.outlet)

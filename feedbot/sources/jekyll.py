@@ -3,182 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
-import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Set
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
-from urllib.parse import urljoin, urlsplit
+from datetime import date, timedelta
+from urllib.parse import urljoin
 
-import lxml.html
-from lxml import etree
-
-from feedbot.clock import SHANGHAI
 from feedbot.errors import FetchError, ParseError
 from feedbot.model import Entry, SourceState
 from feedbot.settings.config import SourceConfig
 from feedbot.settings.secrets import strip_userinfo
 from feedbot.sources.base import PageRecord, PageValidators, PollResult, body_digest
 from feedbot.sources.http import Fetcher, FetchResult
+from feedbot.sources.jekyll_pages import (  # noqa: F401 - re-exported: the source's page vocabulary
+    ACCEPT_HTML,
+    CST,
+    EMPTY_LISTING,
+    PostLink,
+    parse_category,
+    parse_post,
+    post_day,
+    post_key,
+)
 
 log = logging.getLogger(__name__)
-
-CST = SHANGHAI  # the site writes Asia/Shanghai times
-# <li><a href="/zhongguohuanjingbao/2022/03/28/NW202203282324189380.html">title</a></li>
-_POST_LINK = re.compile(r'<li>\s*<a\s[^>]*?href="([^"]*?/\d{4}/\d{2}/\d{2}/[^"/]+\.html)"[^>]*>(.*?)</a>', re.S | re.I)
-_TAG = re.compile(r"<[^>]+>")
-_POST_PATH = re.compile(r"/(\d{4})/(\d{2})/(\d{2})/[^/]+\.html$")
-# <small>(GMT+8, Asia/Shanghai, CST) 2022-03-28 07:19:21</small>
-_STAMP = re.compile(r"(\d{4}-\d{2}-\d{2})[ T](\d{1,2}:\d{2}(?::\d{2})?)")
-_GMT_OFFSET = re.compile(r"GMT\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?", re.I)
-_SOURCE_NOTE = re.compile(r"[（(]\s*文章来源[:：]\s*(.+?)\s*[）)]")
-_NAV_PREFIX = "返回"
-# The theme's category page with no post yet: the category heading and an empty list inside <section>.
-_EMPTY_LISTING = re.compile(r"<section[^>]*>\s*<h2[^>]*>[^<]*</h2>\s*<ul[^>]*>\s*</ul>", re.I)
-ACCEPT_HTML = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
-
-
-@dataclass(frozen=True)
-class PostLink:
-    """One post as the category page lists it."""
-
-    url: str
-    title: str
-
-    @property
-    def key(self) -> str:
-        """The post's identity: its URL path (stable across http/https and host moves)."""
-        return post_key(self.url)
-
-    @property
-    def day(self) -> date | None:
-        """The publication day in the URL (/YYYY/MM/DD/)."""
-        return post_day(self.url)
-
-
-def post_key(url: str) -> str:
-    """Stable key of a post URL: the path."""
-    return urlsplit(url).path
-
-
-def post_day(url: str) -> date | None:
-    """The /YYYY/MM/DD/ day of a post URL or key."""
-    match = _POST_PATH.search(urlsplit(url).path)
-    if not match:
-        return None
-    try:
-        return date(int(match[1]), int(match[2]), int(match[3]))
-    except ValueError:
-        return None
-
-
-def parse_category(page: str, base_url: str) -> list[PostLink]:
-    """Post links of a category page, in page order (newest first)."""
-    start = page.find("<section")
-    body = page[start:] if start >= 0 else page  # the header's site link is not a post
-    base = urlsplit(base_url)
-    origin = f"{base.scheme}://{base.netloc}"
-    links = []
-    seen = set()
-    # Thousands of links per page: skip urljoin/unescape for the common site-relative, entity-free case.
-    for href, title in _POST_LINK.findall(body):
-        if "&" in href:
-            href = html.unescape(href)
-        url = origin + href if href.startswith("/") and not href.startswith("//") else urljoin(base_url, href)
-        if url in seen:
-            continue
-        seen.add(url)
-        if "<" in title:
-            title = _TAG.sub("", title)
-        if "&" in title:
-            title = html.unescape(title)
-        links.append(PostLink(url, title.strip()))
-    return links
-
-
-def _text(el: etree._Element) -> str:
-    return " ".join("".join(el.itertext()).split())
-
-
-def _only_links(el: etree._Element) -> list[etree._Element]:
-    """The <a> children of a paragraph whose whole text is inside those links (else [])."""
-    anchors = el.findall(".//a")
-    if not anchors:
-        return []
-    outside = (el.text or "") + "".join((a.tail or "") for a in anchors if a.getparent() is el)
-    return anchors if outside.strip(" \n\t|｜") == "" else []
-
-
-def _published(section: etree._Element) -> datetime | None:
-    for small in section.iter("small"):
-        text = _text(small)
-        stamp = _STAMP.search(text)
-        if not stamp:
-            continue
-        clock = stamp[2] if stamp[2].count(":") == 2 else stamp[2] + ":00"
-        naive = datetime.strptime(f"{stamp[1]} {clock}", "%Y-%m-%d %H:%M:%S")
-        offset = _GMT_OFFSET.search(text)
-        if offset:
-            minutes = int(offset[2]) * 60 + int(offset[3] or 0)
-            tz = timezone(timedelta(minutes=minutes if offset[1] == "+" else -minutes))
-        else:
-            tz = CST  # the site writes Asia/Shanghai times
-        return naive.replace(tzinfo=tz)
-    return None
-
-
-def parse_post(page: str, url: str, source_id: str, outlet: str | None = None) -> Entry:
-    """A post page → Entry: title, CST time, article paragraphs and the original-source link; no site chrome."""
-    try:
-        root = lxml.html.document_fromstring(page)
-    except (etree.ParserError, ValueError) as exc:
-        raise ParseError(f"not an HTML page at {url}: {exc}") from exc
-    section = root.find(".//section")
-    if section is None:
-        section = root.find(".//body")
-    if section is None:
-        raise ParseError(f"no page body at {url}: not a post page of the Jekyll site")
-    heading = section.find(".//h1")
-    if heading is None or not _text(heading):
-        raise ParseError(f"no <h1> title in the article at {url}: not a post page of the Jekyll site")
-    title = _text(heading)
-    published = _published(section)
-    body_parts: list[str] = []
-    origin_url: str | None = None
-    page_outlet: str | None = None
-    after_title = False
-    for el in section:
-        if not isinstance(el.tag, str):
-            continue  # comments, processing instructions
-        if el is heading or heading in el.iterancestors():
-            after_title = True
-            continue
-        if not after_title or el.tag == "small":
-            continue  # the timestamp above the title, the tags line below the article
-        text = _text(el)
-        if (el.tag == "p" and "em_media" in (el.get("class") or "")) or _SOURCE_NOTE.fullmatch(text or ""):
-            note = _SOURCE_NOTE.search(text)
-            page_outlet = note[1] if note else page_outlet
-            continue
-        anchors = _only_links(el) if el.tag == "p" else []
-        if anchors and any(_text(a).startswith(_NAV_PREFIX) for a in anchors):
-            break  # 返回… navigation: the article is over
-        if len(anchors) == 1 and origin_url is None:
-            href = (anchors[0].get("href") or "").strip()
-            label = _text(anchors[0])
-            if href and (label == href or label.startswith(("http://", "https://"))):
-                origin_url = urljoin(url, href)
-                continue
-        if not text and el.find(".//img") is None:
-            continue
-        body_parts.append(lxml.html.tostring(el, encoding="unicode", with_tail=False))
-    if not body_parts:
-        raise ParseError(f"no article paragraphs after the title at {url}")
-    return Entry(source_id=source_id, key=post_key(url), url=url, title=title, body_html="\n".join(body_parts),
-                 published_at=published, outlet=outlet or page_outlet, origin_url=origin_url)
-
 
 class _Pacer:
     """Spaces request starts at least `delay` seconds apart (politeness towards one site)."""
@@ -243,7 +92,7 @@ class JekyllSource:
         if result.not_modified:
             return result, []
         links = parse_category(result.text, result.final_url)
-        if not links and _EMPTY_LISTING.search(result.text):
+        if not links and EMPTY_LISTING.search(result.text):
             return result, []  # the right layout with zero posts: a successful poll (a new category)
         if not links:
             raise ParseError(f"no post links on {self.config.url}: expected a Jekyll category page "
@@ -355,10 +204,16 @@ class JekyllSource:
             if stored and stored.content_hash == digest:
                 return _PostOutcome(link, page=page)
             # The article's public URL: credentials of the source URL are for fetching, never for readers.
-            entry = parse_post(result.text, strip_userinfo(link.url), self.config.id, self.config.outlet)
+            entry = self.parse_page(result.text, strip_userinfo(link.url), link)
             return _PostOutcome(link, entry=entry, page=page)
-        except (FetchError, ParseError) as exc:
+        except Exception as exc:  # FetchError, ParseError; a parser bug must not stop the other posts
+            if not isinstance(exc, (FetchError, ParseError)):
+                exc = ParseError(f"cannot read {link.url}: {type(exc).__name__}: {exc}")
             return _PostOutcome(link, error=str(exc), failure=exc)
+
+    def parse_page(self, page: str, url: str, link: PostLink) -> Entry:
+        """A fetched post page as an Entry (a list-page source reads its pages its own way)."""
+        return parse_post(page, url, self.config.id, self.config.outlet)
 
     # ---- backfill: older posts on demand -------------------------------------------------------
 
