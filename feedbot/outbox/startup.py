@@ -36,21 +36,10 @@ def alive(pid: int) -> bool:
 
 def requeue_dead_claims(store: Store, targets: list[Target], name: str) -> int:
     """Re-queue rows a dead process left 'sending' (they may go out twice); rows a live process holds stay."""
-    me = os.getpid()
-    stale, held = [], set()
-    for delivery_id, pid in store.sending_claims(targets):
-        if pid is None or (pid == me and delivery_id not in IN_FLIGHT) or (pid != me and not alive(pid)):
-            stale.append(delivery_id)
-        else:
-            held.add(pid)
-    count = store.requeue_sending(stale)
-    stale_parts = []
-    for part_id, pid in store.digest_sending_claims(targets):
-        if pid is None or (pid == me and -part_id not in IN_FLIGHT) or (pid != me and not alive(pid)):
-            stale_parts.append(part_id)
-        else:
-            held.add(pid)
-    count += store.requeue_digest_parts(stale_parts)
+    held: set[int] = set()
+    # Digest parts are kept in IN_FLIGHT as negative ids, apart from delivery ids.
+    count = store.requeue_sending(_stale(store.sending_claims(targets), 1, held))
+    count += store.requeue_digest_parts(_stale(store.digest_sending_claims(targets), -1, held))
     if count:
         log.warning(
             "%s: %d message(s) were in flight when the last process died; sending them again "
@@ -62,6 +51,17 @@ def requeue_dead_claims(store: Store, targets: list[Target], name: str) -> int:
         log.warning("%s: messages in flight in another live process (pid %s) are left to it",
                     name, ", ".join(map(str, sorted(held))))
     return count
+
+
+def _stale(claims: list[tuple[int, int | None]], sign: int, held: set[int]) -> list[int]:
+    """The claimed rows no live process is sending; the pids of live holders go into ``held``."""
+    me, stale = os.getpid(), []
+    for row_id, pid in claims:
+        if pid is None or (pid == me and sign * row_id not in IN_FLIGHT) or (pid != me and not alive(pid)):
+            stale.append(row_id)
+        else:
+            held.add(pid)
+    return stale
 
 
 def guard_backlog(store: Store, target: Target, topic: str, max_backlog: int, outage_after: float, name: str,

@@ -205,6 +205,17 @@ class Database:
         except sqlite3.Error as exc:
             raise StateError(f"{self.path}: {_describe(exc)}") from exc
 
+    def _requeue(self, table: str, ids: Iterable[int]) -> int:
+        """Outbox rows (deliveries or digest_parts) left 'sending' by a dead process go back to pending."""
+        count = 0
+        with self.transaction():
+            for row_id in ids:
+                count += self._execute(
+                    f"UPDATE {table} SET status = 'pending', claimed_by = NULL, "
+                    "last_error = 'interrupted while sending; resent' WHERE id = ? AND status = 'sending'",
+                    [row_id]).rowcount
+        return count
+
     def get_meta(self, key: str) -> str | None:
         """A small named value kept across restarts."""
         row = self._execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()

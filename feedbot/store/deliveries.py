@@ -102,14 +102,7 @@ class DeliveriesTable(Database):
 
     def requeue_sending(self, delivery_ids: Iterable[int]) -> int:
         """Rows left 'sending' by a dead process go back to pending (at most one duplicate each)."""
-        count = 0
-        with self.transaction():
-            for did in delivery_ids:
-                count += self._execute(
-                    "UPDATE deliveries SET status = 'pending', claimed_by = NULL, "
-                    "last_error = 'interrupted while sending; resent' WHERE id = ? AND status = 'sending'",
-                    [did]).rowcount
-        return count
+        return self._requeue("deliveries", delivery_ids)
 
     def unblock_targets(self, targets: Iterable[Target | str] | None = None) -> list[Target]:
         """Clear the 'blocked' state of some targets (all blocked ones when None); returns those cleared."""

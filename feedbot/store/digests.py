@@ -122,14 +122,7 @@ class DigestsTable(Database):
 
     def requeue_digest_parts(self, part_ids: Iterable[int]) -> int:
         """Digest messages left 'sending' by a dead process go back to pending (at most one duplicate each)."""
-        count = 0
-        with self.transaction():
-            for pid in part_ids:
-                count += self._execute(
-                    "UPDATE digest_parts SET status = 'pending', claimed_by = NULL, "
-                    "last_error = 'interrupted while sending; resent' WHERE id = ? AND status = 'sending'",
-                    [pid]).rowcount
-        return count
+        return self._requeue("digest_parts", part_ids)
 
     def digest_summary(self) -> list[dict[str, Any]]:
         """Per target: its topic, digests by status and the newest period (empty for a file without the table)."""
