@@ -12,14 +12,15 @@ from typing import Any, Literal
 
 from feedbot.classify.scoring import classify
 from feedbot.clock import utcnow
-from feedbot.dedupe import save_once, signature
+from feedbot.dedupe import save_once
 from feedbot.errors import FeedbotError, FetchError, StateError
-from feedbot.model import Article, Classification, Entry
+from feedbot.model import Entry
+from feedbot.prepare import Preparer, prepare, prepare_all
 from feedbot.settings.config import SourceConfig
 from feedbot.settings.secrets import redact
 from feedbot.settings.topics import TopicRules
 from feedbot.sources import Source
-from feedbot.sources.edge import clean_entry, clean_text
+from feedbot.sources.edge import clean_text
 from feedbot.sources.normalize import normalize
 from feedbot.sources.schedule import next_check_failed, next_check_ok
 from feedbot.store import Store
@@ -64,7 +65,7 @@ class PollReport:
 
 async def poll_source(source: Source, config: SourceConfig, store: Store, topics: Mapping[str, TopicRules],
                       targets: Mapping[str, Sequence[str]], *, now: datetime | None = None,
-                      rng: random.Random | None = None) -> PollReport:
+                      rng: random.Random | None = None, preparer: Preparer | None = None) -> PollReport:
     """Poll one source and store what it found; a failure is recorded on the source row, never raised.
 
     Everything a poll stores is one transaction: articles, classifications, deliveries, pages and,
@@ -103,9 +104,13 @@ async def poll_source(source: Source, config: SourceConfig, store: Store, topics
             held_back += 1
         else:
             work.append((entry, key))
-    # The CPU-heavy part runs in a thread, once per poll (not per item: a hop costs more than a small
-    # item), so the loop (web server, watchdog, drain) stays responsive.
-    prepared = await asyncio.to_thread(prepare_all, [e for e, _ in work], topics, now) if work else []
+    # The CPU-heavy part runs off the loop once per poll (not per item: a hop costs more than a small item):
+    # in a worker process when the App has a Preparer, else in a thread. The loop stays responsive.
+    entries = [e for e, _ in work]
+    if preparer is not None:
+        prepared = await preparer.run(entries, now)
+    else:
+        prepared = await asyncio.to_thread(prepare_all, entries, topics, now) if entries else []
     new = updated = queued = quarantined = 0
     next_check = next_check_ok(now, config.interval, rng)
     # One transaction per poll, without an await inside (the connection is shared by every coroutine).
@@ -151,25 +156,6 @@ async def poll_source(source: Source, config: SourceConfig, store: Store, topics
                         quarantined=quarantined, held_back=held_back, next_check_at=next_check)
     log.info(report.line())
     return report
-
-
-def prepare_all(entries: Sequence[Entry], topics: Mapping[str, TopicRules],
-                now: datetime) -> list[tuple[Article, Classification, bytes | None] | Exception]:
-    """``prepare`` for each entry; an item that fails gives its exception instead (quarantined by the caller)."""
-    out: list[tuple[Article, Classification, bytes | None] | Exception] = []
-    for entry in entries:
-        try:
-            article, classification = prepare(entry, topics, now)
-            out.append((article, classification, signature(article.text)))  # the story's MinHash, off the loop
-        except Exception as exc:
-            out.append(exc)
-    return out
-
-
-def prepare(entry: Entry, topics: Mapping[str, TopicRules], now: datetime) -> tuple[Article, Classification]:
-    """Clean an entry at the edge, normalize and classify it (pure CPU work, bounded by normalize's caps)."""
-    article = normalize(clean_entry(entry, now))
-    return article, classify(article, topics)
 
 
 def quarantine_item(store: Store, source_id: str, entry: Entry, exc: BaseException, now: datetime,
