@@ -24,6 +24,7 @@ from feedbot.ops.status import collect_status
 from feedbot.outbox import CONSOLE, DrainStats, digest_targets_for, targets_for
 from feedbot.outbox.targets import find_targets
 from feedbot.pipeline import PollReport, backfill, poll_source, reclassify_stored, record_failure
+from feedbot.prepare import Preparer, auto_workers
 from feedbot.publish import feeds
 from feedbot.publish.console import ConsolePublisher
 from feedbot.settings.config import Config, SourceConfig
@@ -59,6 +60,7 @@ class App:
         self.digest_targets: dict[str, list[Target]] = digest_targets_for(config)
         self._store: Store | None = None
         self._fetcher: Fetcher | None = None
+        self._preparer: Preparer | None = None
         self._sources: dict[str, Source] | None = None
         self._publisher: Any = None  # TelegramPublisher | ConsolePublisher | None, built on first drain
         self._publisher_built = False
@@ -106,6 +108,9 @@ class App:
         if self._fetcher is not None:
             await self._fetcher.aclose()
             self._fetcher = None
+        if self._preparer is not None:
+            await asyncio.to_thread(self._preparer.close)  # joins the worker processes: not on the loop
+            self._preparer = None
         self._close_store()
 
     # ---- resources, built once on first use -----------------------------------------------------
@@ -136,6 +141,14 @@ class App:
         if self._fetcher is None:
             self._fetcher = Fetcher(self.config.fetch)
         return self._fetcher
+
+    @property
+    def preparer(self) -> Preparer:
+        """Where polls normalize and classify: worker processes on spare cores, else a thread."""
+        if self._preparer is None:
+            workers = self.config.pipeline.workers
+            self._preparer = Preparer(self.config.topics, auto_workers() if workers is None else workers)
+        return self._preparer
 
     @property
     def sources(self) -> dict[str, Source]:
@@ -180,7 +193,7 @@ class App:
         try:
             async with asyncio.timeout(deadline):
                 return await poll_source(self.sources[source_id], config, self.store, self.config.topics,
-                                         self.targets)
+                                         self.targets, preparer=self.preparer)
         except TimeoutError:
             state = self.store.source_state(config.id)
             return record_failure(self.store, config, f"poll did not finish within {deadline:.0f}s and was cut off",

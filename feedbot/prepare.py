@@ -7,8 +7,8 @@ takes about half the wall time (BENCHMARKS.md, "cycle"). With ``workers = 0`` (o
 a thread of the daemon, as before.
 
 A worker that dies (killed by the OOM killer, a crash in a C library on a hostile page) breaks the pool: the
-batch is then retried one item at a time in a fresh pool, so the items that kill it are told apart and
-quarantined, the others go on.
+batch is retried once in a fresh pool, and if that dies too, one item at a time, so the items that kill it
+are told apart and quarantined while the others go on.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import logging
 import multiprocessing
 import os
 import pickle
+import signal
 import traceback
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -91,12 +92,15 @@ class Preparer:
             return []
         if self.workers <= 0:
             return await asyncio.to_thread(prepare_all, entries, self.topics, now)
-        try:
-            return await self._submit(entries, now)
-        except BrokenProcessPool:
-            log.warning("a prepare worker died while preparing %d item(s) of %s; retrying them one at a time",
-                        len(entries), entries[0].source_id)
-            self._discard_pool()
+        for attempt in (1, 2):
+            try:
+                return await self._submit(entries, now)
+            except BrokenProcessPool:
+                self._discard_pool()
+                log.warning("a prepare worker died while preparing %d item(s) of %s (attempt %d)%s", len(entries),
+                            entries[0].source_id, attempt, "; retrying in a fresh worker" if attempt == 1
+                            else "; retrying them one at a time")
+        # Twice in a row: one of the items is likely what kills the worker. Find it, keep the others.
         return await self._one_by_one(entries, now)
 
     async def _one_by_one(self, entries: Sequence[Entry], now: datetime) -> list[Outcome]:
@@ -148,6 +152,8 @@ _TOPICS: Mapping[str, TopicRules] | None = None  # a worker's rules, sent once w
 def _init_worker(topics: Mapping[str, TopicRules]) -> None:
     global _TOPICS
     _TOPICS = topics
+    # Ctrl-C in a terminal reaches the whole process group: the daemon stops its workers itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class _Failed:

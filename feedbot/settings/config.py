@@ -16,6 +16,7 @@ from feedbot.settings.schema import (
     Config,
     FeedsConfig,
     FetchConfig,
+    PipelineConfig,
     Secret,
     SourceConfig,
     TelegramConfig,
@@ -58,10 +59,12 @@ _CHAT = re.compile(r"^(@[A-Za-z][A-Za-z0-9_]{3,}|-?\d+)$")
 _SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
-TOP_KEYS = ("state_dir", "log_level", "web", "fetch", "feeds", "telegram", "sources", "topics")
+TOP_KEYS = ("state_dir", "log_level", "web", "fetch", "feeds", "pipeline", "telegram", "sources", "topics")
 WEB_KEYS = ("listen", "base_url", "enabled")
 FETCH_KEYS = ("timeout", "deadline", "max_body_bytes", "max_redirects", "per_host", "delay", "user_agent")
 FEEDS_KEYS = ("entry_limit",)
+PIPELINE_KEYS = ("workers",)
+MAX_WORKERS = 16
 TELEGRAM_KEYS = ("api_base_url", "max_backlog", "link_preview", "edit_window", "commands", "style", "mode",
                  "digest", "quiet_hours", "timezone")
 # Per-channel Telegram keys under [topics.<id>] (the rest of the table is the topic's routing rules).
@@ -93,10 +96,20 @@ def _parse_fetch(table: Mapping[str, Any], where: Where) -> FetchConfig:
                                     where, 1024, 1 << 30),
         max_redirects=bounded_int(table.get("max_redirects", d.max_redirects), "fetch.max_redirects", where,
                                   maximum=30),
-        per_host=bounded_int(table.get("per_host", d.per_host), "fetch.per_host", where, 1, 64),
+        per_host=bounded_int(table.get("per_host", d.per_host), "fetch.per_host", where, 1, 100),
         delay=parse_duration(table["delay"], "fetch.delay", where) if "delay" in table else d.delay,
         user_agent=ua,
     )
+
+
+def _parse_pipeline(table: Mapping[str, Any], where: Where) -> PipelineConfig:
+    check_keys(table, PIPELINE_KEYS, where, "pipeline.")
+    workers = table.get("workers", "auto")
+    if workers == "auto":
+        return PipelineConfig(workers=None)
+    if isinstance(workers, str):
+        raise where.error("pipeline.workers", f'expected "auto" or a number from 0 to {MAX_WORKERS}, got {workers!r}')
+    return PipelineConfig(workers=bounded_int(workers, "pipeline.workers", where, 0, MAX_WORKERS))
 
 
 def _parse_telegram(table: Mapping[str, Any], where: Where, token: Secret | None) -> TelegramConfig:
@@ -254,7 +267,7 @@ def parse_config(data: Mapping[str, Any], path: Path | None, env: Mapping[str, s
     if log_level not in LOG_LEVELS:
         raise where.error("log_level", f"expected one of {', '.join(LOG_LEVELS)}{suggest(log_level, LOG_LEVELS)}")
     sections: dict[str, Mapping[str, Any]] = {}
-    for name in ("web", "fetch", "feeds", "telegram"):
+    for name in ("web", "fetch", "feeds", "pipeline", "telegram"):
         sections[name] = expect(data.get(name, {}), dict, name, where, f"a table ([{name}])")
     check_keys(sections["feeds"], FEEDS_KEYS, where, "feeds.")
     feeds = FeedsConfig(entry_limit=bounded_int(sections["feeds"].get("entry_limit", 50), "feeds.entry_limit",
@@ -274,6 +287,7 @@ def parse_config(data: Mapping[str, Any], path: Path | None, env: Mapping[str, s
         chats=chats,
         channel_settings=channel_settings,
         log_level=log_level,
+        pipeline=_parse_pipeline(sections["pipeline"], where),
     )
 
 

@@ -125,6 +125,13 @@ class ChannelTelegram:
 
 
 @dataclass(frozen=True)
+class PipelineConfig:
+    """How the CPU stage of a poll (normalize, classify, fingerprint) runs."""
+
+    workers: int | None = None  # worker processes; None = "auto" (one per spare core), 0 = a thread
+
+
+@dataclass(frozen=True)
 class FeedsConfig:
     """The generated feeds."""
 
@@ -146,6 +153,7 @@ class Config:
     chats: Mapping[str, str] = field(default_factory=dict)  # topic id -> Telegram chat
     channel_settings: Mapping[str, ChannelTelegram] = field(default_factory=dict)  # topic id -> its settings
     log_level: str = "info"
+    pipeline: PipelineConfig = PipelineConfig()
 
     @property
     def db_path(self) -> Path:
@@ -178,6 +186,7 @@ class Config:
             "web": {**_plain(self.web), "base_url": redact_url(self.web.base_url)},
             "fetch": _plain(self.fetch),
             "feeds": _plain(self.feeds),
+            "pipeline": {"workers": "auto" if self.pipeline.workers is None else self.pipeline.workers},
             "telegram": {**_plain(self.telegram), "token": "********" if token else None,
                          "api_base_url": redact_url(self.telegram.api_base_url)},
             "sources": [_source_dict(s) for s in self.sources],
