@@ -18,7 +18,10 @@ import logging
 import multiprocessing
 import os
 import pickle
+import select
 import signal
+import threading
+import time
 import traceback
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -85,11 +88,27 @@ class Preparer:
         self.topics = topics
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
+        self._starting: asyncio.Future[ProcessPoolExecutor] | None = None
+        self._closed = False
+
+    def warm_up(self) -> None:
+        """Start the worker processes in the background, so the first poll's fetch overlaps their start."""
+        if self.workers > 0 and self._pool is None and self._starting is None:
+            self._starting = asyncio.ensure_future(asyncio.to_thread(self._new_pool))
+            # A failure is reported by the run() that awaits it; mark it retrieved here.
+            self._starting.add_done_callback(lambda f: f.cancelled() or f.exception())
 
     async def run(self, entries: Sequence[Entry], now: datetime) -> list[Outcome]:
         """Prepare a poll's entries; never raises for an item (its exception is its outcome)."""
         if not entries:
             return []
+        if self.workers > 0:
+            try:
+                await self._ready()
+            except Exception as exc:  # no processes here (a sandbox, a limit): the thread does the same work
+                log.error("cannot start prepare worker processes (%s: %s): preparing in a thread instead",
+                          type(exc).__name__, exc)
+                self.workers = 0
         if self.workers <= 0:
             return await asyncio.to_thread(prepare_all, entries, self.topics, now)
         for attempt in (1, 2):
@@ -120,19 +139,43 @@ class Preparer:
         return out
 
     async def _submit(self, entries: Sequence[Entry], now: datetime) -> list[Outcome]:
-        loop = asyncio.get_running_loop()
-        outcomes = await loop.run_in_executor(self._ensure_pool(), _prepare_in_worker, list(entries), now)
+        pool = await self._ready()
+        outcomes = await asyncio.get_running_loop().run_in_executor(pool, _prepare_in_worker, list(entries), now)
         return [outcome.exception() if isinstance(outcome, _Failed) else outcome for outcome in outcomes]
 
-    def _ensure_pool(self) -> ProcessPoolExecutor:
+    async def _ready(self) -> ProcessPoolExecutor:
+        """The pool, started once in a thread (shielded: a poll cut off meanwhile does not leak a half-started one)."""
+        if self._pool is not None:
+            return self._pool
+        if self._starting is None:
+            self._starting = asyncio.ensure_future(asyncio.to_thread(self._new_pool))
+        starting = self._starting
+        try:
+            pool = await asyncio.shield(starting)
+        finally:
+            if starting.done() and self._starting is starting:
+                self._starting = None
         if self._pool is None:
-            # forkserver: workers fork from a clean server process that imported this module once, never from
-            # the daemon itself (forking a process with threads and an event loop is unsafe).
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload([__name__])
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker,
-                                             initargs=(self.topics,))
+            self._pool = pool
         return self._pool
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        # forkserver: workers fork from a clean server process that imported this module once, never from the
+        # daemon itself (forking a process with threads and an event loop is unsafe).
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+        pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker,
+                                   initargs=(self.topics, os.getpid()))
+        try:
+            for ping in [pool.submit(_ping) for _ in range(self.workers)]:  # spawns every worker here, not on the loop
+                ping.result()
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        if self._closed:  # closed while starting
+            pool.shutdown(wait=True)
+            raise RuntimeError("the preparer was closed")
+        return pool
 
     def _discard_pool(self) -> None:
         if self._pool is not None:
@@ -141,6 +184,7 @@ class Preparer:
 
     def close(self) -> None:
         """Stop the worker processes (a batch still running is abandoned: its poll was cut off anyway)."""
+        self._closed = True
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
@@ -149,11 +193,35 @@ class Preparer:
 _TOPICS: Mapping[str, TopicRules] | None = None  # a worker's rules, sent once when it starts
 
 
-def _init_worker(topics: Mapping[str, TopicRules]) -> None:
+def _init_worker(topics: Mapping[str, TopicRules], daemon_pid: int) -> None:
     global _TOPICS
     _TOPICS = topics
     # Ctrl-C in a terminal reaches the whole process group: the daemon stops its workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with, args=(daemon_pid,), name="feedbot-daemon-watch", daemon=True).start()
+
+
+def _exit_with(pid: int) -> None:
+    """End this worker when the daemon ends, however it ends: a pool worker would wait on its queue for ever.
+
+    Its parent is the forkserver, not the daemon, and it holds the pipes that would tell either of them, so
+    after a SIGKILL of the daemon nothing else ends it (nor the forkserver, which waits for its workers).
+    """
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        os._exit(0)
+    except (AttributeError, OSError):  # no pidfd (not Linux, or before 5.3): look every second instead
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:
+                pass
+    select.select([fd], [], [])  # readable once the process has ended
+    os._exit(0)
 
 
 class _Failed:
@@ -170,6 +238,10 @@ class _Failed:
         """The exception in the daemon, its cause the worker's traceback (a pickled exception loses it)."""
         self.error.__cause__ = RemoteTraceback(self.traceback)
         return self.error
+
+
+def _ping() -> None:
+    """Nothing: a worker that ran it has started."""
 
 
 def _prepare_in_worker(entries: list[Entry], now: datetime) -> list[Outcome | _Failed]:

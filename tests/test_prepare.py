@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 from datetime import UTC, datetime
+from types import MappingProxyType
 
 import pytest
 
@@ -131,3 +132,54 @@ def test_the_workers_key_is_validated(tmp_path):
         parse_config({"pipeline": {"workers": 17}}, None, {})
     with pytest.raises(ConfigError, match=r'pipeline\.workers.*"auto"'):
         parse_config({"pipeline": {"workers": "many"}}, None, {})
+
+
+async def test_workers_that_cannot_start_leave_the_work_to_a_thread(topics, caplog):
+    unpicklable = MappingProxyType(dict(topics))  # cannot be sent to a worker process: its start fails
+    preparer = Preparer(unpicklable, workers=1)
+    entries = batch(3)
+    try:
+        got = await preparer.run(entries, NOW)
+    finally:
+        preparer.close()
+    assert "cannot start prepare worker processes (TypeError" in caplog.text
+    assert preparer.workers == 0 and got == prepare_all(entries, topics, NOW)
+
+
+DAEMON = """
+import asyncio, sys
+from multiprocessing import forkserver
+from feedbot.prepare import Preparer
+from feedbot.settings.config import parse_config
+from tests.test_prepare import NOW, batch
+
+async def main():
+    preparer = Preparer(parse_config({}, None, {}).topics, workers=1)
+    await preparer.run(batch(2), NOW)
+    [worker] = preparer._pool._processes
+    print(worker, forkserver._forkserver._forkserver_pid, flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+def test_a_daemon_killed_with_sigkill_leaves_no_worker_or_forkserver_behind(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    daemon = subprocess.Popen([sys.executable, "-c", DAEMON], cwd=root, stdout=subprocess.PIPE, text=True)
+    try:
+        worker, server = map(int, daemon.stdout.readline().split())
+    finally:
+        daemon.kill()
+        daemon.wait()
+    deadline = time.monotonic() + 10
+    alive = {worker, server}
+    while alive and time.monotonic() < deadline:
+        alive = {pid for pid in alive if Path(f"/proc/{pid}").exists()
+                 and Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"}
+        time.sleep(0.05)
+    assert not alive, f"left running after the daemon's SIGKILL: {alive} (worker {worker}, forkserver {server})"
