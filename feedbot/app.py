@@ -190,7 +190,6 @@ class App:
     async def poll(self, source_id: str, *, deadline: float) -> PollReport:
         """Poll one source within ``deadline`` seconds; a failure is recorded and reported, never raised."""
         config = self.source_configs[source_id]
-        self.preparer.warm_up()  # the first start boots a forkserver: let it overlap this poll's fetch
         try:
             async with asyncio.timeout(deadline):
                 return await poll_source(self.sources[source_id], config, self.store, self.config.topics,
