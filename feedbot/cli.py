@@ -148,8 +148,9 @@ def status(state: CliState, as_json: bool) -> None:
     config = state.config()
     if not config.db_path.exists():
         fail(f"no state yet at {config.db_path}: run `feedbot once` or `feedbot run` first", 1)
-    report = with_app(state, config, lambda app: app.status(), read_only=True)
     from feedbot.ops.status import render_status  # `status` only
+
+    report = with_app(state, config, lambda app: app.status(), read_only=True)
     click.echo(json.dumps(report, ensure_ascii=False, indent=2) if as_json else render_status(report))
 
 
