@@ -13,29 +13,27 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from feedbot.classify import articles, evaluate
-from feedbot.classify.scoring import classify, explain
 from feedbot.clock import utcnow
 from feedbot.errors import FeedbotError, StateError
 from feedbot.model import Classification, Entry, Target
-from feedbot.ops.status import collect_status
 from feedbot.outbox import CONSOLE, DrainStats, digest_targets_for, targets_for
 from feedbot.outbox.targets import find_targets
 from feedbot.pipeline import PollReport, backfill, poll_source, reclassify_stored, record_failure
 from feedbot.prepare import Preparer, auto_workers
 from feedbot.publish import feeds
-from feedbot.publish.console import ConsolePublisher
 from feedbot.settings.config import Config, SourceConfig
 from feedbot.sources import Source, make_source
-from feedbot.sources.http import Fetcher
-from feedbot.sources.jekyll import BackfillReport, PostLink, parse_post
-from feedbot.sources.normalize import normalize
-from feedbot.sources.opml import read_opml, source_blocks
-from feedbot.sources.probe import ProbeReport, probe
 from feedbot.store import Store
 from feedbot.store.lock import StateDirLock
+
+# What only some commands use is imported where it is used: `feedbot once` on unchanged sources loads no
+# classifier, and commands that touch no network (status, classify) load no HTTP client.
+if TYPE_CHECKING:
+    from feedbot.sources.http import Fetcher
+    from feedbot.sources.jekyll import BackfillReport, PostLink
+    from feedbot.sources.probe import ProbeReport
 
 log = logging.getLogger("feedbot")
 TAG_AUTHORITY_KEY = "feeds.tag_authority"
@@ -139,6 +137,8 @@ class App:
     def fetcher(self) -> Fetcher:
         """The one HTTP client of the process."""
         if self._fetcher is None:
+            from feedbot.sources.http import Fetcher
+
             self._fetcher = Fetcher(self.config.fetch)
         return self._fetcher
 
@@ -176,6 +176,8 @@ class App:
             if dropped:
                 log.info("dropped %d console message(s) queued before the Telegram token was set", dropped)
             return TelegramPublisher(self.config, self.store, clock=self.clock)
+        from feedbot.publish.console import ConsolePublisher
+
         log.info("no Telegram token (FEEDBOT_TELEGRAM_TOKEN): messages are printed to the console instead")
         return ConsolePublisher(self.config, self.store)
 
@@ -300,25 +302,40 @@ class App:
 
     def status(self) -> dict[str, Any]:
         """Sources, articles per topic and the outbox, as data."""
+        from feedbot.ops.status import collect_status
+
         return collect_status(self.store, self.config)
 
     # ---- the classifier on its own (no state) -------------------------------------------------------
 
     def classify_lines(self, lines: Iterable[str], name: str) -> Iterator[dict[str, Any]]:
         """`feedbot classify`: one record per JSON-lines article."""
+        from feedbot.classify import articles
+        from feedbot.classify.scoring import classify
+        from feedbot.sources.normalize import normalize
+
         for entry in articles.read_articles(lines, name):
             yield articles.classification_record(entry.key, classify(normalize(entry), self.config.topics))
 
     def classify_entry(self, entry: Entry) -> Classification:
         """The verdict on one entry."""
+        from feedbot.classify.scoring import classify
+        from feedbot.sources.normalize import normalize
+
         return classify(normalize(entry), self.config.topics)
 
     def evaluate(self, corpora: Iterable[str], *, as_json: bool = False, errors: bool = False) -> str:
         """`feedbot eval`: precision, recall and F1 per topic on labelled corpora, as text or JSON."""
+        from feedbot.classify import evaluate
+
         return evaluate.run_eval(corpora, self.config.topics, as_json=as_json, errors=errors)
 
     async def explain(self, target: str, article_id: str | None = None, *, as_json: bool = False) -> str:
         """`feedbot explain`: each topic's score, evidence and excerpt for one article (URL or file)."""
+        from feedbot.classify import articles
+        from feedbot.classify.scoring import explain
+        from feedbot.sources.normalize import normalize
+
         entry = await self._entry_from(target, article_id)
         article = normalize(entry)
         scores = explain(article, self.config.topics)
@@ -328,10 +345,14 @@ class App:
 
     async def probe(self, url: str) -> ProbeReport:
         """`feedbot probe`: what a page is, what it would yield, and a ready [[sources]] block."""
+        from feedbot.sources.probe import probe
+
         return await probe(self.fetcher, url)
 
     def import_opml(self, path: str) -> list[str]:
         """`feedbot sources import`: a [[sources]] block per feed of an OPML file not configured yet."""
+        from feedbot.sources.opml import read_opml, source_blocks
+
         try:
             content = Path(path).read_bytes()
         except OSError as exc:
@@ -341,6 +362,9 @@ class App:
 
     async def _entry_from(self, target: str, article_id: str | None) -> Entry:
         """A URL (a Jekyll post, else any page's h1 and p) or a file (.html, .json, .jsonl)."""
+        from feedbot.classify import articles
+        from feedbot.sources.jekyll import parse_post
+
         if not target.startswith(("http://", "https://")):
             return articles.entry_from_file(target, article_id)
         page = await self.fetcher.get(target)

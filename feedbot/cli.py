@@ -20,7 +20,6 @@ from feedbot.app import App
 from feedbot.daemon import Daemon
 from feedbot.errors import FeedbotError
 from feedbot.ops.logs import setup_logging
-from feedbot.ops.status import render_status
 from feedbot.settings.config import Config, find_config, load_config, parse_config
 from feedbot.settings.paths import check_state_dir
 from feedbot.settings.secrets import redact
@@ -149,6 +148,8 @@ def status(state: CliState, as_json: bool) -> None:
     config = state.config()
     if not config.db_path.exists():
         fail(f"no state yet at {config.db_path}: run `feedbot once` or `feedbot run` first", 1)
+    from feedbot.ops.status import render_status  # `status` only
+
     report = with_app(state, config, lambda app: app.status(), read_only=True)
     click.echo(json.dumps(report, ensure_ascii=False, indent=2) if as_json else render_status(report))
 

@@ -15,14 +15,14 @@ from feedbot.app import App
 from feedbot.clock import utcnow
 from feedbot.errors import PublishError, PublisherUnauthorized, StateError
 from feedbot.loops import STALL_AFTER, BackgroundLoops
-from feedbot.ops.metrics import Metrics
 from feedbot.ops.notify import Notifier
 from feedbot.pipeline import PollReport
 from feedbot.settings.config import Config
 
-if TYPE_CHECKING:  # imported where used: `feedbot once` needs neither the scheduler nor the web server
+if TYPE_CHECKING:  # imported where used: `feedbot once` needs neither the scheduler, the web server nor metrics
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+    from feedbot.ops.metrics import Metrics
     from feedbot.web.listen import WebServer
 
 log = logging.getLogger("feedbot")
@@ -73,7 +73,7 @@ class Daemon(BackgroundLoops):
         self._awaiting_first_poll: set[str] = set()
         self.totals = CycleTotals()
         self.app = App(config, env)
-        self.metrics: Metrics | None = None  # built in open(), over the App's store
+        self.metrics: Metrics | None = None  # built in open() with the web server, which alone shows them
         self.web: WebServer | None = None
         self.scheduler: AsyncIOScheduler | None = None
         self.last_heartbeat = time.monotonic()
@@ -98,11 +98,13 @@ class Daemon(BackgroundLoops):
     async def open(self, *, web: bool = True) -> None:
         """Open the database and start the web server (the App builds the rest on first use)."""
         # Open and migrate now: a bad state dir fails at start, not mid-run.
-        self.metrics = Metrics(self.app.store)
+        store = self.app.store
         if web and self.config.web.enabled:
+            from feedbot.ops.metrics import Metrics
             from feedbot.web.listen import start_web
             from feedbot.web.server import create_app
 
+            self.metrics = Metrics(store)
             app = create_app(self.config, self.store, metrics=lambda: self.metrics.render().decode(),
                              health=self.health)
             self.web = await start_web(app, self.config.web.host, self.config.web.port)

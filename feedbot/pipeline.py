@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
-from feedbot.classify.scoring import classify
 from feedbot.clock import utcnow
 from feedbot.dedupe import save_once
 from feedbot.errors import FeedbotError, FetchError, StateError
@@ -21,7 +20,6 @@ from feedbot.settings.secrets import redact
 from feedbot.settings.topics import TopicRules
 from feedbot.sources import Source
 from feedbot.sources.edge import clean_text
-from feedbot.sources.normalize import normalize
 from feedbot.sources.schedule import next_check_failed, next_check_ok
 from feedbot.store import Store
 from feedbot.store.sources import MAX_POST_FAILURES
@@ -213,6 +211,11 @@ def reclassify_stored(store: Store, topics: Mapping[str, TopicRules]) -> tuple[i
 
     Only the feeds follow: an article that joins a channel now sends no chat message for old news.
     """
+    # The classifier is imported where it runs (here, or in prepare.py): a poll that finds nothing new needs
+    # none, and a daemon that prepares in worker processes loads it in those only.
+    from feedbot.classify.scoring import classify
+    from feedbot.sources.normalize import normalize
+
     changed = 0
     ids = store.article_ids()
     for article_id in ids:

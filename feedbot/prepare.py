@@ -28,12 +28,10 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 
-from feedbot.classify.scoring import classify
 from feedbot.dedupe import signature
 from feedbot.model import Article, Classification, Entry
 from feedbot.settings.topics import TopicRules
 from feedbot.sources.edge import clean_entry
-from feedbot.sources.normalize import normalize
 
 log = logging.getLogger("feedbot.prepare")
 
@@ -47,6 +45,10 @@ MAX_AUTO_WORKERS = 4
 
 def prepare(entry: Entry, topics: Mapping[str, TopicRules], now: datetime) -> tuple[Article, Classification]:
     """Clean an entry at the edge, normalize and classify it (pure CPU work, bounded by normalize's caps)."""
+    # Imported on first use: a daemon whose workers prepare never loads the classifier in its own process.
+    from feedbot.classify.scoring import classify
+    from feedbot.sources.normalize import normalize
+
     article = normalize(clean_entry(entry, now))
     return article, classify(article, topics)
 
@@ -153,10 +155,10 @@ class Preparer:
         return self._pool
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        # forkserver: workers fork from a clean server process that imported this module once, never from the
-        # daemon itself (forking a process with threads and an event loop is unsafe).
+        # forkserver: workers fork from a clean server process that imported this module and the classifier
+        # once, never from the daemon itself (forking a process with threads and an event loop is unsafe).
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__])
+        context.set_forkserver_preload([__name__, "feedbot.classify.scoring", "feedbot.sources.normalize"])
         pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker,
                                    initargs=(self.topics, os.getpid()))
         try:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
-from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from feedbot import PROJECT_URL, __version__
@@ -219,6 +218,8 @@ def build_feeds(
 def _xml_feed(kind: str, meta: Channel, entries: list[FeedEntry], base_url: str, newest: datetime) -> bytes:
     ext = "xml" if kind == "rss" else "atom"
     self_url = feed_url(base_url, meta.id, ext)
+    from feedgen.feed import FeedGenerator  # with dateutil: for a rebuild only, not the web pages or `status`
+
     fg = FeedGenerator()
     fg.load_extension("dc", atom=False, rss=True)  # RSS <author> must be an e-mail; dc:creator takes a name
     fg.id(self_url)

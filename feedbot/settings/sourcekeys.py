@@ -8,8 +8,6 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from lxml.cssselect import CSSSelector
-
 from feedbot.settings.values import Where, bounded_int, expect, suggest
 
 # Selector keys of a list-page source; `item` is required, the rest optional.
@@ -41,6 +39,8 @@ def presets() -> dict[str, dict[str, str]]:
 
 def _selector(value: Any, key: str, where: Where) -> str:
     css = expect(value, str, key, where, "a CSS selector string").strip()
+    from lxml.cssselect import CSSSelector  # only a config with list-page selectors pays for cssselect
+
     try:
         CSSSelector(css)
     except Exception as exc:  # SelectorSyntaxError, ExpressionError

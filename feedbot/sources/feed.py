@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from feedbot.errors import ParseError
 from feedbot.model import Entry, SourceState
@@ -17,7 +17,9 @@ from feedbot.settings.secrets import strip_userinfo
 from feedbot.sources.base import PageValidators, PollResult
 from feedbot.sources.edge import clean_document
 from feedbot.sources.feedparse import RawEntry, parse_fast, parse_slow
-from feedbot.sources.http import Fetcher
+
+if TYPE_CHECKING:
+    from feedbot.sources.http import Fetcher
 
 log = logging.getLogger(__name__)
 

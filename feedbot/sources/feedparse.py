@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin
 
-import fastfeedparser
 from lxml import etree
 
 from feedbot.sources.charset import canonical_encoding, header_charset, sniff_charset
@@ -75,6 +74,8 @@ def parse_fast(content: bytes, url: str, content_type: str | None = None) -> Raw
         version = _xml_version(content, content_type)
         if version is None:
             return None
+    import fastfeedparser  # imported on first parse: an unchanged feed (a 304) parses nothing
+
     try:
         parsed = fastfeedparser.parse(content)
     except Exception as exc:  # any failure of the fast parser means: let feedparser read it

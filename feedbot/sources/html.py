@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Set
 from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 import lxml.html
@@ -29,8 +30,10 @@ from feedbot.sources.extract import (
     page_title,
     parse_cn_datetime,
 )
-from feedbot.sources.http import Fetcher, FetchResult
 from feedbot.sources.jekyll import ACCEPT_HTML, JekyllSource, PostLink
+
+if TYPE_CHECKING:
+    from feedbot.sources.http import Fetcher, FetchResult
 
 
 @dataclass(frozen=True)

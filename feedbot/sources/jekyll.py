@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Set
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin
 
 from feedbot.errors import FetchError, ParseError
@@ -15,7 +16,6 @@ from feedbot.model import Entry, SourceState
 from feedbot.settings.config import SourceConfig
 from feedbot.settings.secrets import strip_userinfo
 from feedbot.sources.base import PageRecord, PageValidators, PollResult, body_digest
-from feedbot.sources.http import Fetcher, FetchResult
 from feedbot.sources.jekyll_pages import (  # noqa: F401 - re-exported: the source's page vocabulary
     ACCEPT_HTML,
     CST,
@@ -26,6 +26,9 @@ from feedbot.sources.jekyll_pages import (  # noqa: F401 - re-exported: the sour
     post_day,
     post_key,
 )
+
+if TYPE_CHECKING:
+    from feedbot.sources.http import Fetcher, FetchResult
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 from lxml import etree
@@ -18,9 +19,11 @@ from feedbot.settings.sourcekeys import ListSelectors
 from feedbot.sources.extract import element_text, parse_cn_datetime
 from feedbot.sources.feed import ACCEPT_FEED, parse_feed
 from feedbot.sources.html import parse_article, parse_document, parse_list
-from feedbot.sources.http import Fetcher
 from feedbot.sources.jekyll import parse_category, parse_post
 from feedbot.sources.normalize import normalize
+
+if TYPE_CHECKING:
+    from feedbot.sources.http import Fetcher
 
 SHOWN = 10  # items listed in the report
 MIN_ITEMS = 3  # a repeated block needs this many members to count as a list

@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import sqlite_utils
-
 from feedbot.errors import StateError
+from feedbot.store.connection import Connection
 from feedbot.store.convert import from_db, to_db  # noqa: F401 - re-exported: every table module uses them
 from feedbot.store.migrations import (  # noqa: F401 - re-exported for the table modules and tests
     FEEDBOT_TABLES,
@@ -82,7 +81,7 @@ class Database:
         # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE), never implicit.
         conn = sqlite3.connect(target, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                                check_same_thread=False, uri=read_only)
-        self.db = sqlite_utils.Database(conn)
+        self.db = Connection(conn)  # sqlite-utils is imported by a migration only (store/connection.py says why)
         self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         self.db.execute("PRAGMA foreign_keys = ON")
         return conn
@@ -113,7 +112,9 @@ class Database:
                 version = self.schema_version()
                 if version >= SCHEMA_VERSION:
                     return version
-                MIGRATIONS[version](self.db)
+                import sqlite_utils
+
+                MIGRATIONS[version](sqlite_utils.Database(self.db.conn, recursive_triggers=False))  # already on
                 self.db.execute(f"PRAGMA user_version = {version + 1}")
 
     def _use_wal(self) -> None:

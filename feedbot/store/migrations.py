@@ -6,10 +6,12 @@ import logging
 import sqlite3
 from collections.abc import Callable
 from datetime import datetime
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from feedbot.store.convert import to_db
+
+if TYPE_CHECKING:  # the migrations get a sqlite_utils.Database from Database.migrate, which imports it
+    import sqlite_utils
 
 log = logging.getLogger("feedbot.store.db")
 
