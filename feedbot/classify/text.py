@@ -7,7 +7,7 @@ from typing import Literal
 
 from feedbot.classify.mainland import pieces_to_mainland
 from feedbot.model import Article
-from feedbot.settings.fold import fold
+from feedbot.settings.fold import fold, fold_text
 
 Where = Literal["title", "heading", "body"]
 
@@ -32,7 +32,7 @@ def units(article: Article) -> list[Unit]:
             pieces.append(("heading", section.heading, index))
         pieces.extend(("body", paragraph, index) for paragraph in section.paragraphs)
     # One fold for the whole article; NUL never occurs in text that came through the HTML parser.
-    folded_pieces = fold("\0".join(text for _, text, _ in pieces)).split("\0")
+    folded_pieces = fold_text("\0".join(text for _, text, _ in pieces)).split("\0")
     if len(folded_pieces) != len(pieces):  # a NUL after all: fold piece by piece
         folded_pieces = [fold(text) for _, text, _ in pieces]
     # The one Traditional → Simplified conversion: only what is matched, never what is shown.
