@@ -5,8 +5,9 @@
     python benchmarks/bench_prepare.py --profile FILE       (also a cProfile of prepare() over the set)
 
 Each stage runs over the whole set with its inputs made beforehand, so a stage's time is its own; the
-figure is the median of --runs runs, in µs per article, on one core in this process. The fixture set is
-bench_cycle.py's first cycle: 300 feeds × 20 entries of benchmarks/rss_fixture.py, parsed by parse_feed.
+figures are the median and the least of --runs runs, CPU µs per article, on one core in this process.
+The fixture set is bench_cycle.py's first cycle: 300 feeds × 20 entries of benchmarks/rss_fixture.py,
+parsed by parse_feed.
 """
 
 from __future__ import annotations
@@ -50,15 +51,19 @@ def corpus_entries() -> list[Entry]:
             for path in CORPORA for a in load_corpus(path)]
 
 
-def timed(stage: Callable[[object], object], inputs: list, runs: int) -> float:
-    """Median seconds of one pass of the stage over the inputs."""
+def timed(stage: Callable[[object], object], inputs: list, runs: int) -> tuple[float, float]:
+    """Median and least CPU seconds of one pass of the stage over the inputs.
+
+    CPU time of this process, not wall time: on a shared machine the process is often made to wait, and
+    the least of several runs is the one least disturbed by other processes (caches, a sibling core).
+    """
     seconds = []
     for _ in range(runs):
-        started = time.perf_counter()
+        started = time.process_time()
         for item in inputs:
             stage(item)
-        seconds.append(time.perf_counter() - started)
-    return statistics.median(seconds)
+        seconds.append(time.process_time() - started)
+    return statistics.median(seconds), min(seconds)
 
 
 def main() -> int:
@@ -86,9 +91,11 @@ def main() -> int:
     chars = sum(len(a.title) + len(a.text) for a in articles) / len(articles)
     what = "corpora dev + dev2" if args.corpus else f"RSS fixture, {FEEDS} feeds × {ENTRIES} entries"
     print(f"{len(entries)} articles ({what}), {chars:.0f} characters of title + text on average; "
-          f"median of {args.runs} runs")
-    for name, seconds in stages:
-        print(f"  {name:20} {seconds * 1000:8.1f} ms  {seconds * 1e6 / len(entries):8.1f} µs/article")
+          f"CPU time, median and least of {args.runs} runs")
+    print(f"  {'stage':20} {'median':>10}  {'per article':>12}   {'least':>10}  {'per article':>12}")
+    for name, (median, least) in stages:
+        print(f"  {name:20} {median * 1000:7.1f} ms  {median * 1e6 / len(entries):7.1f} µs/art"
+              f"   {least * 1000:7.1f} ms  {least * 1e6 / len(entries):7.1f} µs/art")
     if args.profile:
         profiler = cProfile.Profile()
         profiler.enable()
