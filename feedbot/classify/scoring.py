@@ -7,6 +7,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from operator import itemgetter
 
 from feedbot.classify import text as article_text
 from feedbot.classify.excerpt import EXCERPT_MAX_CHARS, MIN_SECTION_CHARS, SENTENCE_END, topic_excerpt
@@ -96,19 +97,22 @@ def _tally(compiled: CompiledTopics, units: list[Unit]) -> list[_TopicTally]:
 def _tally_topic(hits: list[tuple[int, int, int, Phrase]], units: list[Unit], starts: list[int],
                  default_groups: frozenset[int]) -> _TopicTally:
     tally = _TopicTally(counts={}, weights={}, hits={}, skipped=set())
+    if not hits:
+        return tally  # most topics find nothing in most articles
     anchors: dict[int, set[int]] = {}  # unit -> cooccur groups anchored there
-    scoring: list[tuple[int, int, int, Phrase]] = []
+    # (start, start - end, role, end, unit, phrase): the sort key first, so that it is taken by itemgetter
+    scoring: list[tuple[int, int, int, int, int, Phrase]] = []
     anchor_hits: list[tuple[int, int, int, Phrase]] = []
     excluded: list[tuple[int, int]] = []
     required_units: set[int] = set()
     frame_hits: list[tuple[int, int, int, Phrase]] = []
     for hit in hits:
-        unit, phrase = hit[2], hit[3]
+        start, end, unit, phrase = hit
         role = phrase.role
         if role in (EXCLUDE, TERM, CONTEXT):
-            scoring.append(hit)
+            scoring.append((start, start - end, role, end, unit, phrase))
             if role == EXCLUDE:
-                excluded.append((hit[0], hit[1]))
+                excluded.append((start, end))
         elif role == ANCHOR:
             anchor_hits.append(hit)
         elif role == SKIP_PARAGRAPH and units[unit].where != "title":
@@ -119,37 +123,44 @@ def _tally_topic(hits: list[tuple[int, int, int, Phrase]], units: list[Unit], st
             required_units.add(unit)
         elif role == FRAME:
             frame_hits.append(hit)
-    tally.required_seen = bool(required_units - tally.skipped)
+    skipped = tally.skipped
+    tally.required_seen = bool(required_units - skipped)
     # A phrase inside a longer one of the same topic does not count (碳市场 inside 全国碳市场,
-    # 碳交易 inside the excluded 碳交易板块); partly overlapping phrases both count.
-    scoring.sort(key=lambda h: (h[0], h[0] - h[1], h[3].role))
+    # 碳交易 inside the excluded 碳交易板块); partly overlapping phrases both count. (The sort is stable:
+    # of phrases with the same span and role, the first found is kept.)
+    scoring.sort(key=_SCORING_ORDER)
     kept: list[tuple[int, int, Phrase]] = []
     max_end = -1
-    for start, end, unit, phrase in scoring:
+    for start, _, role, end, unit, phrase in scoring:
         if end <= max_end:
             continue
         max_end = end
-        if phrase.role != EXCLUDE and unit not in tally.skipped:
+        if role != EXCLUDE and unit not in skipped:
             kept.append((start, unit, phrase))
-    kept.extend(_framed(frame_hits, units, starts, tally.skipped))
+    if frame_hits:
+        kept.extend(_framed(frame_hits, units, starts, skipped))
     for start, end, unit, phrase in anchor_hits:
         # An anchor inside an excluded phrase is not one (碳排放 inside 碳排放管理员).
-        if not any(a <= start and end <= b for a, b in excluded):
+        if not excluded or not any(a <= start and end <= b for a, b in excluded):
             anchors.setdefault(unit, set()).add(phrase.group)
     if default_groups:
         for _, unit, phrase in kept:
             if phrase.role == TERM:
                 anchors.setdefault(unit, set()).update(default_groups)
     # The title (unit 0) sets the context of the whole article: its anchors hold in every paragraph.
-    title_anchors = anchors.get(0, set())
+    title_anchors = anchors.get(0, ())
+    counts, weights, unit_hits = tally.counts, tally.weights, tally.hits
     for start, unit, phrase in kept:
-        if phrase.role == CONTEXT and phrase.group not in title_anchors | anchors.get(unit, set()):
+        if phrase.role == CONTEXT and phrase.group not in title_anchors and phrase.group not in anchors.get(unit, ()):
             continue
         key = (phrase.label, units[unit].where)
-        tally.counts[key] = tally.counts.get(key, 0) + 1
-        tally.weights[phrase.label] = phrase.weight
-        tally.hits.setdefault(unit, []).append((start - starts[unit], phrase.weight, phrase.label))
+        counts[key] = counts.get(key, 0) + 1
+        weights[phrase.label] = phrase.weight
+        unit_hits.setdefault(unit, []).append((start - starts[unit], phrase.weight, phrase.label))
     return tally
+
+
+_SCORING_ORDER = itemgetter(0, 1, 2)  # by start, longest first, excluding phrases first
 
 
 def _framed(frame_hits: list[tuple[int, int, int, Phrase]], units: list[Unit], starts: list[int],
@@ -226,6 +237,13 @@ def _apply_yields(judged: list[tuple[TopicScore, dict[int, float]]]) -> list[tup
 def _judge(rules: TopicRules, tally: _TopicTally, units: list[Unit],
            roundup: bool = False) -> tuple[TopicScore, dict[int, float]]:
     """Score the whole article, and each later section on its own: a topic may fill one section."""
+    if not tally.hits:
+        # No evidence anywhere: every scope scores 0 and the whole article, the first candidate, wins the
+        # tie; what is left to say is whether a veto applies (most topics, most articles).
+        score = _scored(rules, 0, 0.0)
+        verdict = TopicScore(rules, round(score, 3), False, "article", 0, 0.0, _veto(rules, tally, units, roundup),
+                             (), "")
+        return verdict, {}
     boost = {"title": rules.title_boost, "heading": rules.heading_boost, "body": 1.0}
     evidence = _evidence(tally.counts, tally.weights, boost)
     focus_by_unit = _unit_focus(tally, units)
@@ -235,37 +253,45 @@ def _judge(rules: TopicRules, tally: _TopicTally, units: list[Unit],
         focus = 1.0  # a flash or a video post: too little text to judge, the title says what it is
     candidates = [("article", sum(e.weight for e in evidence), focus)]
     for section, members in _sections(body, units).items():
-        named = any(units[i].where == "heading" and i in tally.hits for i in members)
+        hit = [i for i in members if i in tally.hits]
+        if not hit:
+            continue  # no evidence: it scores 0, and cannot beat the whole article, which comes first
+        named = any(units[i].where == "heading" for i in hit)
         least = MIN_NAMED_SECTION_CHARS if named else MIN_SECTION_CHARS
         if units[members[0]].in_lead or sum(units[i].size for i in members) < least:
             continue  # a news peg in the lead, or a short list, does not carry a topic
         if roundup and not named:
             continue  # in a roundup a section is just more items
         counts: dict[tuple[str, Where], int] = {}
-        for i in members:
-            for _, _, term in tally.hits.get(i, ()):
+        for i in hit:
+            for _, _, term in tally.hits[i]:
                 counts[(term, units[i].where)] = counts.get((term, units[i].where), 0) + 1
         strength = sum(e.weight for e in _evidence(counts, tally.weights, boost))
         heading = next((units[i].text for i in members if units[i].where == "heading"), f"#{section}")
         candidates.append((heading, strength, share(members, units, focus_by_unit)))
-
-    def scored(candidate: tuple[str, float, float]) -> float:
-        _, strength, share = candidate
-        return strength * min(1.0, share / rules.min_focus) if rules.min_focus > 0 else strength
-
-    scope, strength, focus = max(candidates, key=scored)
-    score = scored((scope, strength, focus))
-    vetoed = None
-    if tally.title_vetoed:
-        vetoed = "the title has an excluded phrase"
-    elif rules.require_any and not tally.required_seen:
-        vetoed = "none of require_any occurs"
-    elif roundup and 0 not in tally.hits and items_with(set(tally.hits), units) < 2:
-        vetoed = "one item of a roundup or list, not the article's subject"
+    scope, strength, focus = max(candidates, key=lambda candidate: _scored(rules, candidate[1], candidate[2]))
+    score = _scored(rules, strength, focus)
+    vetoed = _veto(rules, tally, units, roundup)
     matched = vetoed is None and score > 0 and score >= rules.threshold
     verdict = TopicScore(rules, round(score, 3), matched, scope, round(strength, 3), round(focus, 3), vetoed,
                          evidence, "")
     return verdict, focus_by_unit
+
+
+def _scored(rules: TopicRules, strength: float, share: float) -> float:
+    """A scope's score: its strength, scaled down when less than min_focus of its text is about the topic."""
+    return strength * min(1.0, share / rules.min_focus) if rules.min_focus > 0 else strength
+
+
+def _veto(rules: TopicRules, tally: _TopicTally, units: list[Unit], roundup: bool) -> str | None:
+    """Why the topic is ruled out whatever it scores, or None."""
+    if tally.title_vetoed:
+        return "the title has an excluded phrase"
+    if rules.require_any and not tally.required_seen:
+        return "none of require_any occurs"
+    if roundup and 0 not in tally.hits and items_with(set(tally.hits), units) < 2:
+        return "one item of a roundup or list, not the article's subject"
+    return None
 
 
 def _evidence(counts: Mapping[tuple[str, Where], int], weights: Mapping[str, float],
