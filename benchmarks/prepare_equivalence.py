@@ -10,8 +10,8 @@ The dump is one line per input, sorted: the Article and Classification of ``prep
 - the 6,000 benchmark articles of benchmarks/rss_fixture.py (300 feeds × 20 entries, as bench_cycle.py
   serves them), parsed by feedbot.sources.feed.parse_feed like the feed source does;
 - the feed documents of tests/sources/feeds;
-- every entry and article the classifier, normalize and topics tests feed to ``normalize`` / ``explain``
-  (recorded by running those tests in-process with the two functions wrapped; rule sets the tests build
+- every entry and article the classifier, normalize and topics tests feed to ``normalize``, ``explain`` or
+  ``classify`` (recorded by running those tests in-process with the functions wrapped; rule sets the tests build
   themselves are included, so custom topics are covered too).
 
 Run it before a change (--out) and after every change (--check): it must say "identical". A line that
@@ -84,23 +84,26 @@ def recorded_by_tests() -> tuple[list[Entry], list[tuple[object, Mapping[str, To
 
     entries: list[Entry] = []
     explained: list[tuple[object, Mapping[str, TopicRules]]] = []
-    original_normalize, original_explain = normalize_module.normalize, scoring.explain
+    originals = normalize_module.normalize, scoring.explain, scoring.classify
 
     def normalize(entry):
         entries.append(entry)
-        return original_normalize(entry)
+        return originals[0](entry)
 
     def explain(article, topics):
         explained.append((article, dict(topics)))
-        return original_explain(article, topics)
+        return originals[1](article, topics)
+
+    def classify(article, topics):  # classify need not go through explain
+        explained.append((article, dict(topics)))
+        return originals[2](article, topics)
 
     # Patched before the test modules are imported, so their `from ... import` picks up the wrappers.
-    normalize_module.normalize, scoring.explain = normalize, explain
+    normalize_module.normalize, scoring.explain, scoring.classify = normalize, explain, classify
     try:
-        code = pytest.main(["-q", "-p", "no:cacheprovider", "--no-header", *TESTS],
-                           plugins=[])
+        code = pytest.main(["-q", "-p", "no:cacheprovider", "--no-header", *TESTS], plugins=[])
     finally:
-        normalize_module.normalize, scoring.explain = original_normalize, original_explain
+        normalize_module.normalize, scoring.explain, scoring.classify = originals
     if code != 0:
         raise SystemExit(f"prepare_equivalence: the recorded tests failed (pytest exit {code})")
     return entries, explained
