@@ -6,8 +6,9 @@ import math
 import re
 from bisect import bisect_right
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from operator import itemgetter
+from typing import NamedTuple
 
 from feedbot.classify import text as article_text
 from feedbot.classify.excerpt import EXCERPT_MAX_CHARS, MIN_SECTION_CHARS, SENTENCE_END, topic_excerpt
@@ -60,7 +61,8 @@ class _TopicTally:
 
 def classify(article: Article, topics: Mapping[str, TopicRules]) -> Classification:
     """Score the article against every topic; it belongs to each topic whose score reaches the threshold."""
-    return Classification(tuple(score.as_match() for score in explain(article, topics)))
+    return Classification(tuple(TopicMatch(verdict.rules.id, verdict.score, verdict.matched, verdict.evidence, excerpt)
+                                for verdict, excerpt in _judged(article, topics)))
 
 
 def classify_html(title: str, body_html: str, topics: Mapping[str, TopicRules], *, key: str = "",
@@ -206,47 +208,69 @@ class TopicScore:
 
 def explain(article: Article, topics: Mapping[str, TopicRules]) -> tuple[TopicScore, ...]:
     """Score the article against every topic, keeping the intermediate numbers."""
+    return tuple(TopicScore(*verdict, excerpt) for verdict, excerpt in _judged(article, topics))
+
+
+class _Verdict(NamedTuple):
+    """A topic's verdict while the article is judged: TopicScore's fields, but the excerpt.
+
+    A named tuple: one is built for every topic of every article, and classify never needs the TopicScore.
+    """
+
+    rules: TopicRules
+    score: float
+    matched: bool
+    scope: str
+    strength: float
+    focus: float
+    vetoed: str | None
+    evidence: tuple[Evidence, ...]
+
+
+def _judged(article: Article, topics: Mapping[str, TopicRules]) -> list[tuple[_Verdict, str]]:
+    """Each topic's verdict, and its excerpt ("" unless it matched)."""
     compiled = compile_topics(topics)
     units = article_text.units(article)
     tallies = _tally(compiled, units)
     roundup = is_roundup(units)
-    judged = [_judge(rules, tally, units, roundup) for rules, tally in zip(compiled.topics, tallies, strict=True)]
+    segment_ends: dict[int, list[int]] = {}  # shared by the topics: each unit is split into segments once
+    judged = [_judge(rules, tally, units, roundup, segment_ends)
+              for rules, tally in zip(compiled.topics, tallies, strict=True)]
     judged = _apply_yields(judged)
-    several = sum(score.matched for score, _ in judged) > 1
-    return tuple(
-        replace(score, excerpt=topic_excerpt(units, focus, tally.skipped, several)) if score.matched else score
-        for (score, focus), tally in zip(judged, tallies, strict=True)
-    )
+    several = sum(verdict.matched for verdict, _ in judged) > 1
+    return [(verdict, topic_excerpt(units, focus, tally.skipped, several) if verdict.matched else "")
+            for (verdict, focus), tally in zip(judged, tallies, strict=True)]
 
 
-def _apply_yields(judged: list[tuple[TopicScore, dict[int, float]]]) -> list[tuple[TopicScore, dict[int, float]]]:
+def _apply_yields(judged: list[tuple[_Verdict, dict[int, float]]]) -> list[tuple[_Verdict, dict[int, float]]]:
     """A topic that is the background of another topic's headline story does not match on its own."""
-    headline = {score.rules.id for score, _ in judged
-                if score.matched and any(e.where == "title" for e in score.evidence)}
+    headline = {verdict.rules.id for verdict, _ in judged
+                if verdict.matched and any(e.where == "title" for e in verdict.evidence)}
+    if not headline:
+        return judged
     out = []
-    for score, focus in judged:
-        named = any(e.where in ("title", "heading") for e in score.evidence)
-        other = next((o for o in score.rules.yield_to if o in headline), None)
-        if score.matched and other and not named:
-            score = replace(score, matched=False,
-                            vetoed=f"the headline is about {other}; this topic is named in no title or heading")
-        out.append((score, focus))
+    for verdict, focus in judged:
+        if verdict.matched:
+            named = any(e.where in ("title", "heading") for e in verdict.evidence)
+            other = next((o for o in verdict.rules.yield_to if o in headline), None)
+            if other and not named:
+                verdict = verdict._replace(
+                    matched=False, vetoed=f"the headline is about {other}; this topic is named in no title or heading")
+        out.append((verdict, focus))
     return out
 
 
-def _judge(rules: TopicRules, tally: _TopicTally, units: list[Unit],
-           roundup: bool = False) -> tuple[TopicScore, dict[int, float]]:
+def _judge(rules: TopicRules, tally: _TopicTally, units: list[Unit], roundup: bool = False,
+           segment_ends: dict[int, list[int]] | None = None) -> tuple[_Verdict, dict[int, float]]:
     """Score the whole article, and each later section on its own: a topic may fill one section."""
     if not tally.hits:
         # No evidence anywhere: every scope scores 0 and the whole article, the first candidate, wins the
         # tie; what is left to say is whether a veto applies (most topics, most articles).
         score = _scored(rules, 0, 0.0)
-        verdict = TopicScore(rules, round(score, 3), False, "article", 0, 0.0, _veto(rules, tally, units, roundup),
-                             (), "")
-        return verdict, {}
+        return _Verdict(rules, round(score, 3), False, "article", 0, 0.0, _veto(rules, tally, units, roundup), ()), {}
     boost = {"title": rules.title_boost, "heading": rules.heading_boost, "body": 1.0}
     evidence = _evidence(tally.counts, tally.weights, boost)
-    focus_by_unit = _unit_focus(tally, units)
+    focus_by_unit = _unit_focus(tally, units, {} if segment_ends is None else segment_ends)
     body = [i for i, u in enumerate(units) if u.where != "title" and i not in tally.skipped]
     focus = share(body, units, focus_by_unit)
     if 0 in tally.hits and sum(units[i].size for i in body) < SHORT_BODY_CHARS:
@@ -273,8 +297,7 @@ def _judge(rules: TopicRules, tally: _TopicTally, units: list[Unit],
     score = _scored(rules, strength, focus)
     vetoed = _veto(rules, tally, units, roundup)
     matched = vetoed is None and score > 0 and score >= rules.threshold
-    verdict = TopicScore(rules, round(score, 3), matched, scope, round(strength, 3), round(focus, 3), vetoed,
-                         evidence, "")
+    verdict = _Verdict(rules, round(score, 3), matched, scope, round(strength, 3), round(focus, 3), vetoed, evidence)
     return verdict, focus_by_unit
 
 
@@ -311,7 +334,7 @@ def _sections(body: list[int], units: list[Unit]) -> dict[int, list[int]]:
     return out
 
 
-def _unit_focus(tally: _TopicTally, units: list[Unit]) -> dict[int, float]:
+def _unit_focus(tally: _TopicTally, units: list[Unit], segment_ends: dict[int, list[int]]) -> dict[int, float]:
     """How much of each heading or paragraph is about the topic, 0..1.
 
     Each weight point covers CHARS_PER_WEIGHT characters of the sentence it occurs in, so one
@@ -322,7 +345,9 @@ def _unit_focus(tally: _TopicTally, units: list[Unit]) -> dict[int, float]:
         info = units[unit]
         if info.where == "title":
             continue
-        ends = [m.end() for m in SEGMENT_END.finditer(info.folded)]
+        ends = segment_ends.get(unit)
+        if ends is None:
+            ends = segment_ends[unit] = [m.end() for m in SEGMENT_END.finditer(info.folded)]
         per_sentence: dict[int, float] = {}
         for offset, weight, _ in hits:
             sentence = bisect_right(ends, offset)

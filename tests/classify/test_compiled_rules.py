@@ -53,3 +53,4 @@ def test_a_mapping_changed_in_place_is_compiled_again():
     assert {s.rules.id for s in explain(article(), topics)} == set(TOPICS) - {"carbon-manager"}
     topics["carbon-market"] = merge_topics(TOPICS, {"carbon-market": {"terms": {"碳汇交易": 4}}}, "t")["carbon-market"]
     assert "碳汇交易" in evidence(topics)
+
