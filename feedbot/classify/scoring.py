@@ -79,43 +79,44 @@ def _tally(compiled: CompiledTopics, units: list[Unit]) -> list[_TopicTally]:
         starts.append(offset)
         offset += len(unit.folded) + 1
     text = "\n".join(unit.folded for unit in units)
-    per_topic: list[list[tuple[int, int, int, Phrase]]] = [[] for _ in compiled.topics]
+    # Per topic, in the order found: the phrases that score or exclude, with their sort key first
+    # (start, start - end, role, end, unit, phrase); and the others (start, end, unit, phrase).
+    scoring: list[list[tuple[int, int, int, int, int, Phrase]]] = [[] for _ in compiled.topics]
+    others: list[list[tuple[int, int, int, Phrase]]] = [[] for _ in compiled.topics]
     if len(compiled.automaton):
         for end, (length, open_left, open_right, entries) in compiled.automaton.iter(text):
             start = end - length + 1
-            if (open_left and start > 0 and is_word_char(text[start - 1])) or (
-                open_right and end + 1 < len(text) and is_word_char(text[end + 1])
+            if (open_left or open_right) and (
+                (open_left and start > 0 and is_word_char(text[start - 1]))
+                or (open_right and end + 1 < len(text) and is_word_char(text[end + 1]))
             ):
                 continue
             unit = bisect_right(starts, start) - 1
-            for phrase in entries:
-                per_topic[phrase.topic].append((start, end, unit, phrase))
+            for topic, role, phrase in entries:
+                if role in _SCORING_ROLES:
+                    scoring[topic].append((start, start - end, role, end, unit, phrase))
+                else:
+                    others[topic].append((start, end, unit, phrase))
     return [
-        _tally_topic(hits, units, starts, compiled.default_anchor_groups[index])
-        for index, hits in enumerate(per_topic)
+        _tally_topic(scoring[index], others[index], units, starts, groups)
+        for index, groups in enumerate(compiled.default_anchor_groups)
     ]
 
 
-def _tally_topic(hits: list[tuple[int, int, int, Phrase]], units: list[Unit], starts: list[int],
-                 default_groups: frozenset[int]) -> _TopicTally:
+_SCORING_ROLES = frozenset((EXCLUDE, TERM, CONTEXT))
+
+
+def _tally_topic(scoring: list[tuple[int, int, int, int, int, Phrase]], others: list[tuple[int, int, int, Phrase]],
+                 units: list[Unit], starts: list[int], default_groups: frozenset[int]) -> _TopicTally:
     tally = _TopicTally(counts={}, weights={}, hits={}, skipped=set())
-    if not hits:
+    if not scoring and not others:
         return tally  # most topics find nothing in most articles
-    anchors: dict[int, set[int]] = {}  # unit -> cooccur groups anchored there
-    # (start, start - end, role, end, unit, phrase): the sort key first, so that it is taken by itemgetter
-    scoring: list[tuple[int, int, int, int, int, Phrase]] = []
     anchor_hits: list[tuple[int, int, int, Phrase]] = []
-    excluded: list[tuple[int, int]] = []
     required_units: set[int] = set()
     frame_hits: list[tuple[int, int, int, Phrase]] = []
-    for hit in hits:
-        start, end, unit, phrase = hit
-        role = phrase.role
-        if role in (EXCLUDE, TERM, CONTEXT):
-            scoring.append((start, start - end, role, end, unit, phrase))
-            if role == EXCLUDE:
-                excluded.append((start, end))
-        elif role == ANCHOR:
+    for hit in others:
+        unit, role = hit[2], hit[3].role
+        if role == ANCHOR:
             anchor_hits.append(hit)
         elif role == SKIP_PARAGRAPH and units[unit].where != "title":
             tally.skipped.add(unit)
@@ -141,10 +142,16 @@ def _tally_topic(hits: list[tuple[int, int, int, Phrase]], units: list[Unit], st
             kept.append((start, unit, phrase))
     if frame_hits:
         kept.extend(_framed(frame_hits, units, starts, skipped))
-    for start, end, unit, phrase in anchor_hits:
-        # An anchor inside an excluded phrase is not one (碳排放 inside 碳排放管理员).
-        if not excluded or not any(a <= start and end <= b for a, b in excluded):
-            anchors.setdefault(unit, set()).add(phrase.group)
+    anchors: dict[int, set[int]] = {}  # unit -> cooccur groups anchored there
+    if anchor_hits:
+        excluded = [(start, end) for start, _, role, end, _, _ in scoring if role == EXCLUDE]
+        for start, end, unit, phrase in anchor_hits:
+            # An anchor inside an excluded phrase is not one (碳排放 inside 碳排放管理员).
+            if not excluded or not any(a <= start and end <= b for a, b in excluded):
+                if unit in anchors:
+                    anchors[unit].add(phrase.group)
+                else:
+                    anchors[unit] = {phrase.group}
     if default_groups:
         for _, unit, phrase in kept:
             if phrase.role == TERM:
@@ -158,7 +165,10 @@ def _tally_topic(hits: list[tuple[int, int, int, Phrase]], units: list[Unit], st
         key = (phrase.label, units[unit].where)
         counts[key] = counts.get(key, 0) + 1
         weights[phrase.label] = phrase.weight
-        unit_hits.setdefault(unit, []).append((start - starts[unit], phrase.weight, phrase.label))
+        if unit in unit_hits:
+            unit_hits[unit].append((start - starts[unit], phrase.weight, phrase.label))
+        else:
+            unit_hits[unit] = [(start - starts[unit], phrase.weight, phrase.label)]
     return tally
 
 

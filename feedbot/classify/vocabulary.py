@@ -31,7 +31,11 @@ class Phrase:
 
 @dataclass(frozen=True)
 class CompiledTopics:
-    """Topic rules compiled once: one Aho-Corasick automaton over every phrase of every topic."""
+    """Topic rules compiled once: one Aho-Corasick automaton over every phrase of every topic.
+
+    The automaton maps each folded phrase to (length, whether its first and last characters are Latin
+    letters or digits, ((topic, role, Phrase), ...) in role order).
+    """
 
     topics: tuple[TopicRules, ...]
     automaton: ahocorasick.Automaton
@@ -100,9 +104,10 @@ def _build(topics: tuple[TopicRules, ...]) -> CompiledTopics:
     automaton = ahocorasick.Automaton()
     for folded, entries in phrases.items():
         entries.sort(key=lambda p: p.role)
-        # A Latin word must match whole ("ets" is not inside "markets"); CJK has no word breaks.
+        # A Latin word must match whole ("ets" is not inside "markets"); CJK has no word breaks. Each
+        # phrase comes with its topic and role: read for every match of every article.
         automaton.add_word(folded, (len(folded), is_word_char(folded[0]), is_word_char(folded[-1]),
-                                    tuple(entries)))
+                                    tuple((p.topic, p.role, p) for p in entries)))
     if phrases:
         automaton.make_automaton()
     return CompiledTopics(topics, automaton, tuple(default_groups))
