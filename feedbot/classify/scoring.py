@@ -7,6 +7,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from operator import itemgetter
 from typing import NamedTuple
 
@@ -61,8 +62,16 @@ class _TopicTally:
 
 def classify(article: Article, topics: Mapping[str, TopicRules]) -> Classification:
     """Score the article against every topic; it belongs to each topic whose score reaches the threshold."""
-    return Classification(tuple(TopicMatch(verdict.rules.id, verdict.score, verdict.matched, verdict.evidence, excerpt)
-                                for verdict, excerpt in _judged(article, topics)))
+    return Classification(tuple(
+        TopicMatch(verdict.rules.id, verdict.score, verdict.matched, verdict.evidence, excerpt)
+        if verdict.evidence else _no_evidence(verdict.rules.id, verdict.score, verdict.matched)
+        for verdict, excerpt in _judged(article, topics)))
+
+
+@lru_cache(maxsize=1024, typed=True)  # typed: a score of 0 (min_focus 0) is not one of 0.0
+def _no_evidence(topic: str, score: float, matched: bool) -> TopicMatch:
+    """The verdict on a topic without evidence, the same for most topics of most articles: made once."""
+    return TopicMatch(topic, score, matched)
 
 
 def classify_html(title: str, body_html: str, topics: Mapping[str, TopicRules], *, key: str = "",
@@ -330,11 +339,28 @@ def _veto(rules: TopicRules, tally: _TopicTally, units: list[Unit], roundup: boo
 def _evidence(counts: Mapping[tuple[str, Where], int], weights: Mapping[str, float],
               boost: Mapping[str, float]) -> tuple[Evidence, ...]:
     """Each term's contribution: weight × boost of where it was × (1 + log2 count), strongest first."""
-    out = (
-        Evidence(term, where, count, round(weights[term] * boost[where] * (1 + math.log2(count)), 3))
-        for (term, where), count in counts.items()
-    )
-    return tuple(sorted(out, key=lambda e: (-e.weight, e.term, e.where)))
+    # Sorted as plain tuples (term and where are never both equal, so count is never compared).
+    rows = sorted((-round(weights[term] * boost[where] * (1 + math.log2(count)), 3), term, where, count)
+                  for (term, where), count in counts.items())
+    return tuple(_evidence_of(term, where, count, -negated) for negated, term, where, count in rows)
+
+
+# Evidence is immutable, and articles share the same few (term, where, count, weight): each is made once
+# (building a frozen dataclass costs ten dictionary look-ups). Bounded: emptied when it gets large.
+_EVIDENCE: dict[tuple[str, Where, int, float], Evidence] = {}
+_EVIDENCE_MAX = 50_000
+
+
+def _evidence_of(term: str, where: Where, count: int, weight: float) -> Evidence:
+    if not weight > 0:  # a zero weight (a boost of 0): 0.0 and -0.0 are one key, but not one repr
+        return Evidence(term, where, count, weight)
+    key = (term, where, count, weight)
+    evidence = _EVIDENCE.get(key)
+    if evidence is None:
+        if len(_EVIDENCE) >= _EVIDENCE_MAX:
+            _EVIDENCE.clear()
+        evidence = _EVIDENCE[key] = Evidence(term, where, count, weight)
+    return evidence
 
 
 def _sections(body: list[int], units: list[Unit]) -> dict[int, list[int]]:

@@ -50,3 +50,31 @@ def test_a_topic_without_evidence_still_gets_its_veto(table, vetoed):
 def test_a_roundup_topic_without_evidence_is_vetoed_as_one_item():
     roundup = article("今日早报", *[f"{n}、某公司发布季度财报，营收同比增长。" for n in range(1, 7)])
     assert all(s.vetoed == "one item of a roundup or list, not the article's subject" for s in explain(roundup, TOPICS))
+
+
+def test_the_shared_no_evidence_verdict_keeps_the_type_of_its_score():
+    plain = merge_topics(TOPICS, {"ccus": {"name": "碳捕集", "terms": {"碳捕集": 3}}}, "t.toml")
+    unfocused = merge_topics(TOPICS, {"ccus": {"name": "碳捕集", "terms": {"碳捕集": 3}, "min_focus": 0}}, "t.toml")
+    for topics, shown in ((plain, "0.0"), (unfocused, "0"), (plain, "0.0")):
+        match = classify(MARKET, topics).match("ccus")
+        assert repr(match.score) == shown and match == next(s for s in explain(MARKET, topics)
+                                                            if s.rules.id == "ccus").as_match()
+
+
+def test_shared_evidence_is_bounded_and_changes_nothing(monkeypatch):
+    import feedbot.classify.scoring as scoring
+
+    expected = [classify(MARKET, TOPICS), classify(article("碳价上涨", "全国碳市场碳价上涨，配额成交活跃。"), TOPICS)]
+    monkeypatch.setattr(scoring, "_EVIDENCE", {})
+    monkeypatch.setattr(scoring, "_EVIDENCE_MAX", 2)
+    again = [classify(MARKET, TOPICS), classify(article("碳价上涨", "全国碳市场碳价上涨，配额成交活跃。"), TOPICS)]
+    assert again == expected and repr(again) == repr(expected)
+    assert len(scoring._EVIDENCE) <= 2
+
+
+def test_shared_evidence_keeps_the_sign_of_a_zero_weight():
+    # A boost of 0 (or -0.0, which the rules accept) makes a weight of 0.0 or -0.0: equal, not the same repr.
+    from feedbot.classify.scoring import _evidence_of
+
+    for weight in (0.0, -0.0, 0.0, 2.5, 2.5):
+        assert repr(_evidence_of("碳市场", "title", 1, weight).weight) == repr(weight)
