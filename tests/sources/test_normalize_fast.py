@@ -138,3 +138,27 @@ def test_real_pages_read_the_same_raw_and_sanitized():
         assert outcome(html_paragraphs, page) == outcome(reference_paragraphs, page)
         assert sanitize_html(page) == nh3.clean(page, **_SANITIZER_OPTIONS)
         assert html_paragraphs(sanitize_html(page)) == reference_paragraphs(sanitize_html(page))
+
+
+def test_the_shared_sanitizer_and_parser_work_from_several_threads():
+    # prepare runs in worker threads (asyncio.to_thread), several polls at once.
+    import threading
+
+    page = "<p onclick='x()'>甲<script>s()</script>" + "<b>乙</b>丙" * 500 + "</p><h3>小标题</h3><p>丁</p>"
+    want = nh3.clean(page, **_SANITIZER_OPTIONS)
+    errors: list[str] = []
+
+    def work() -> None:
+        try:
+            for _ in range(50):
+                assert sanitize_html(page) == want
+                assert html_paragraphs(want) == reference_paragraphs(want)
+        except Exception as exc:  # collected: an assertion in a thread would not fail the test
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
