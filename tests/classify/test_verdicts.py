@@ -78,3 +78,21 @@ def test_shared_evidence_keeps_the_sign_of_a_zero_weight():
 
     for weight in (0.0, -0.0, 0.0, 2.5, 2.5):
         assert repr(_evidence_of("碳市场", "title", 1, weight).weight) == repr(weight)
+
+
+def test_segment_and_sentence_ends_are_where_the_plain_alternations_find_them():
+    import random
+    import re
+
+    from feedbot.classify.excerpt import SENTENCE_END
+    from feedbot.classify.scoring import SEGMENT_END
+
+    plain = {SEGMENT_END: re.compile(r"[。！？；!?;、]|\.(?=\s)"), SENTENCE_END: re.compile(r"[。！？；!?;]|\.(?=\s)")}
+    rng = random.Random(5)
+    alphabet = "。！？；!?;、..  \n\t\u3000a碳,"
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 20))) for _ in range(3000)]
+    for fast, slow in plain.items():
+        for text in texts:
+            for end in (len(text), len(text) // 2):  # excerpts search up to a bound: the lookahead stops there
+                spans = [m.span() for m in fast.finditer(text, 0, end)]
+                assert spans == [m.span() for m in slow.finditer(text, 0, end)]
