@@ -145,8 +145,11 @@ def _tally_topic(scoring: list[tuple[int, int, int, int, int, Phrase]], others: 
     # of phrases with the same span and role, the first found is kept.)
     scoring.sort(key=_SCORING_ORDER)
     kept: list[tuple[int, int, Phrase]] = []
+    excluded: list[tuple[int, int]] = []
     max_end = -1
     for start, _, role, end, unit, phrase in scoring:
+        if role == EXCLUDE:
+            excluded.append((start, end))
         if end <= max_end:
             continue
         max_end = end
@@ -155,8 +158,8 @@ def _tally_topic(scoring: list[tuple[int, int, int, int, int, Phrase]], others: 
     if frame_hits:
         kept.extend(_framed(frame_hits, units, starts, skipped))
     anchors: dict[int, set[int]] = {}  # unit -> cooccur groups anchored there
-    if anchor_hits:
-        excluded = [(start, end) for start, _, role, end, _, _ in scoring if role == EXCLUDE]
+    # Anchors only decide whether context terms count: without a context term they change nothing.
+    if any(phrase.role == CONTEXT for _, _, phrase in kept):
         for start, end, unit, phrase in anchor_hits:
             # An anchor inside an excluded phrase is not one (碳排放 inside 碳排放管理员).
             if not excluded or not any(a <= start and end <= b for a, b in excluded):
@@ -164,10 +167,10 @@ def _tally_topic(scoring: list[tuple[int, int, int, int, int, Phrase]], others: 
                     anchors[unit].add(phrase.group)
                 else:
                     anchors[unit] = {phrase.group}
-    if default_groups:
-        for _, unit, phrase in kept:
-            if phrase.role == TERM:
-                anchors.setdefault(unit, set()).update(default_groups)
+        if default_groups:
+            for _, unit, phrase in kept:
+                if phrase.role == TERM:
+                    anchors.setdefault(unit, set()).update(default_groups)
     # The title (unit 0) sets the context of the whole article: its anchors hold in every paragraph.
     title_anchors = anchors.get(0, ())
     counts, weights, unit_hits = tally.counts, tally.weights, tally.hits
