@@ -67,7 +67,7 @@ def classify(article: Article, topics: Mapping[str, TopicRules]) -> Classificati
     """Score the article against every topic; it belongs to each topic whose score reaches the threshold."""
     return Classification(tuple(
         TopicMatch(verdict.rules.id, verdict.score, verdict.matched, verdict.evidence, excerpt)
-        if verdict.evidence else _no_evidence(verdict.rules.id, verdict.score, verdict.matched)
+        if verdict.evidence or excerpt else _no_evidence(verdict.rules.id, verdict.score, verdict.matched)
         for verdict, excerpt in _judged(article, topics)))
 
 
