@@ -103,7 +103,7 @@ _SANITIZER_OPTIONS = {
     "link_rel": "noopener noreferrer",
 }
 # nh3.clean turns these options into a sanitizer on every call, which took ~4/5 of its time on a short
-# article; an nh3.Cleaner (nh3 0.2.18 and later) is that sanitizer, built once.
+# article; an nh3.Cleaner is that sanitizer, built once (an nh3 too old to have one keeps nh3.clean).
 _CLEANER = nh3.Cleaner(**_SANITIZER_OPTIONS) if hasattr(nh3, "Cleaner") else None
 
 
