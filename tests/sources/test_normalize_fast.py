@@ -162,3 +162,11 @@ def test_the_shared_sanitizer_and_parser_work_from_several_threads():
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+def test_without_an_nh3_cleaner_sanitizing_falls_back_to_nh3_clean(monkeypatch):
+    import feedbot.sources.normalize as normalize_module
+
+    with_cleaner = [sanitize_html(page) for page in [*PAGES, *HOSTILE]]
+    monkeypatch.setattr(normalize_module, "_CLEANER", None)
+    assert [sanitize_html(page) for page in [*PAGES, *HOSTILE]] == with_cleaner
