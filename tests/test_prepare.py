@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from types import MappingProxyType
 
 import pytest
@@ -60,23 +61,31 @@ async def test_zero_workers_runs_in_a_thread_and_starts_no_process(topics):
 
 
 async def test_a_killed_worker_costs_a_retry_not_the_items(topics, caplog):
-    """SIGKILL each worker that starts on the batch, twice: the batch is retried whole, then item by item."""
-    entries = batch(120, repeat=60)  # a few seconds of work, so the kills land mid-batch
+    """SIGKILL the worker once it is working on the batch, twice: the batch is retried whole, then item by item."""
+    entries = batch(400, repeat=60)  # about a second of work per attempt, so the kills land mid-batch
     expected = prepare_all(entries, topics, NOW)
     preparer = Preparer(topics, workers=1)
     killed: list[int] = []
+    seen: dict[int, int] = {}
     stop = threading.Event()
+
+    def busy(pid: int) -> bool:  # on the batch: its CPU time grew by two clock ticks since we first saw it
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return False
+        ticks = int(fields[11]) + int(fields[12])
+        return ticks - seen.setdefault(pid, ticks) >= 2
 
     def killer() -> None:
         while len(killed) < 2 and not stop.is_set():
             pool = preparer._pool
             pids = [p.pid for p in (pool._processes or {}).values()] if pool is not None else []
-            fresh = [pid for pid in pids if pid not in killed]
-            if fresh:
-                time.sleep(0.3)  # let it start on the batch
-                os.kill(fresh[0], signal.SIGKILL)
-                killed.append(fresh[0])
-            time.sleep(0.01)
+            for pid in pids:
+                if pid not in killed and busy(pid):
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+            time.sleep(0.002)
 
     thread = threading.Thread(target=killer)
     thread.start()
