@@ -34,19 +34,29 @@ MIN_SHINGLES = 300  # shorter texts (wire flashes, captions) share templates: no
 _NOISE = re.compile(r"[^\w]|_", re.UNICODE)
 
 
+def _flat(text: str) -> str:
+    """The text as shingles are cut from it: NFKC, lower case, punctuation and spaces removed."""
+    return _NOISE.sub("", unicodedata.normalize("NFKC", text)).lower()
+
+
 def shingles(text: str, k: int = SHINGLE) -> set[str]:
     """The set of k-character runs of the text, after NFKC and with punctuation and spaces removed."""
-    flat = _NOISE.sub("", unicodedata.normalize("NFKC", text)).lower()
+    flat = _flat(text)
     return {flat[i:i + k] for i in range(max(len(flat) - k + 1, 0))}
 
 
 def signature(text: str) -> bytes | None:
     """The MinHash signature of a text as bytes (PERMUTATIONS little-endian uint64), None when too short."""
+    flat = _flat(text)
+    # n characters hold at most n - k + 1 shingles: most feed items are too short to reach MIN_SHINGLES, and
+    # for them neither the set nor numpy is needed.
+    if len(flat) - SHINGLE + 1 < MIN_SHINGLES:
+        return None
+    grams = {flat[i:i + SHINGLE] for i in range(len(flat) - SHINGLE + 1)}
+    if len(grams) < MIN_SHINGLES:  # long but repetitive (a table, a template)
+        return None
     import numpy as np  # imported on first use so `feedbot --help` stays quick
 
-    grams = shingles(text)
-    if len(grams) < MIN_SHINGLES:
-        return None
     a, b = _permutations()
     h = np.fromiter((int.from_bytes(hashlib.sha1(g.encode("utf-8")).digest()[:4], "little") for g in grams),
                     dtype=np.uint32, count=len(grams))

@@ -74,6 +74,46 @@ def test_constructed_reprint_joins_and_same_week_carbon_articles_do_not():
     assert dedupe.signature("全国碳市场今日收盘价每吨八十元。") is None  # a flash is no evidence either way
 
 
+def _signature_before_the_early_exit(text: str) -> bytes | None:
+    """dedupe.signature as it was before it returned early for short texts (the set built, then counted)."""
+    import hashlib
+
+    import numpy as np
+
+    grams = dedupe.shingles(text)
+    if len(grams) < dedupe.MIN_SHINGLES:
+        return None
+    a, b = dedupe._permutations()
+    h = np.fromiter((int.from_bytes(hashlib.sha1(g.encode("utf-8")).digest()[:4], "little") for g in grams),
+                    dtype=np.uint32, count=len(grams))
+    h ^= h >> np.uint32(16)
+    h *= np.uint32(0x85EBCA6B)
+    h ^= h >> np.uint32(13)
+    h *= np.uint32(0xC2B2AE35)
+    h ^= h >> np.uint32(16)
+    return (h[:, None] * a + b).min(axis=0).astype("<u8").tobytes()
+
+
+def test_the_signature_is_the_same_with_the_early_exit_for_short_and_long_texts():
+    rng = random.Random(5)
+    wide = [chr(c) for c in range(0x4E00, 0x4E00 + 3000)]
+    narrow = list("碳市场配额")  # few distinct shingles however long the text
+    boundary = dedupe.MIN_SHINGLES + dedupe.SHINGLE - 1  # the shortest flat text that can hold enough shingles
+    texts = ["", "碳", "全国碳市场今日收盘价每吨八十元。", "，。！　 " * 200]
+    for length in (*range(boundary - 3, boundary + 4), 165, 1000):
+        texts.append("".join(rng.choice(wide) for _ in range(length)))
+        texts.append("".join(rng.choice(narrow) for _ in range(length)))
+        # Punctuation and full-width forms vanish or fold: the raw length is no guide, the flat one is.
+        texts.append("".join(rng.choice(wide) + rng.choice("，。 ＡＢ") for _ in range(length // 2)))
+    # Exactly at the threshold: MIN_SHINGLES distinct shingles, and one fewer (a repeated run).
+    distinct = "".join(wide[:boundary])
+    texts += [distinct, distinct[:-1], distinct[:-1] + distinct[0]]
+    results = [dedupe.signature(t) for t in texts]
+    assert results == [_signature_before_the_early_exit(t) for t in texts]
+    assert None in results and any(r is not None for r in results)  # both sides of the threshold were seen
+    assert dedupe.signature(distinct) is not None and dedupe.signature(distinct[:-1]) is None
+
+
 async def test_a_reprint_on_a_second_source_reaches_each_channel_once_with_both_outlets(tmp_path):
     march, other = corpus("rch-0001", "rch-0002")
     async with SampleSite() as site, PageSite() as news:
