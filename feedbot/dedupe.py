@@ -149,23 +149,42 @@ _COMPUTE = object()
 
 
 def save_once(store: Store, article: Article, classification: Classification,
-              targets: Mapping[str, Iterable[Target | str]], *, now: datetime, sig: object = _COMPUTE) -> SaveResult:
+              targets: Mapping[str, Iterable[Target | str]], *, now: datetime, sig: object = _COMPUTE,
+              new: bool = False, retried: bool = True) -> SaveResult:
     """Save an article; a new one that reprints a story first seen elsewhere is saved without deliveries.
 
     An article already stored (same source and key) is an update of itself, never a reprint, even
     when it grew; so is a reprint's later version, which stays a reprint. ``sig`` is the signature when
-    the caller computed it already (off the event loop).
+    the caller computed it already (off the event loop). ``new`` says the caller's cached keys do not
+    hold this one: it is inserted without a lookup first (a stored one is still recognised: the insert
+    does nothing and the lookup follows). ``retried=False`` says it has no post_retries row to clear.
+    All of it is one savepoint: a failure leaves nothing of the item, not an article without its signature.
     """
-    stored = store.stored_id(article.source_id, article.key)
-    if stored is not None:
-        is_reprint = store.original_of(stored) is not None
-        return store.save_article(article, classification, {} if is_reprint else targets, now=now)
-    if sig is _COMPUTE:
-        sig = signature(article.text)
-    original = find_original(store, article, sig, now) if sig else None
-    saved = store.save_article(article, classification, {} if original else targets, now=now)
+    with store.transaction():
+        saved, sig, original = _save(store, article, classification, targets, now, sig, new, retried)
     if saved.status == "new":
-        store.record_signature(saved.article_id, article.source_id, sig, original, now)
+        store.remember_key(article.source_id, article.key)
         if sig and original is None:
             _index(store, now).add(saved.article_id, article.source_id, sig, now)
     return saved
+
+
+def _save(store: Store, article: Article, classification: Classification,
+          targets: Mapping[str, Iterable[Target | str]], now: datetime, sig: object, new: bool,
+          retried: bool) -> tuple[SaveResult, bytes | None, int | None]:
+    """save_once inside its savepoint: (result, signature and original of a new article)."""
+    stored = None if new else store.stored_id(article.source_id, article.key)
+    article_id = store.insert_article(article, now) if stored is None else None
+    if article_id is None:  # stored before (found, or the insert met its key)
+        stored = stored if stored is not None else store.stored_id(article.source_id, article.key)
+        is_reprint = store.original_of(stored) is not None
+        return store.write_article(article, classification, {} if is_reprint else targets, now), None, None
+    if sig is _COMPUTE:
+        sig = signature(article.text)
+    original = find_original(store, article, sig, now) if sig else None
+    added = store.write_topics(article_id, classification, {} if original else targets, now)
+    if retried:
+        store.clear_post_retry(article.source_id, article.key)
+    if sig:  # a short text has no signature and so can be no reprint: a row would say nothing
+        store.record_signature(article_id, article.source_id, sig, original, now)
+    return SaveResult(article_id=article_id, status="new", deliveries_added=added), sig, original
