@@ -219,8 +219,23 @@ def _story_signatures(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS idx_signatures_original ON signatures (original_id)")
 
 
+CHANGE_COUNTER = "change_counter"
+
+
+def _change_counter(db: sqlite_utils.Database) -> None:
+    # One row counting every write to articles and classifications: the feeds' "anything changed?" token.
+    # (COUNT / MAX(id) / MAX(updated_at) missed an edit stamped with a time older than the newest one.)
+    db.execute(f"CREATE TABLE IF NOT EXISTS {CHANGE_COUNTER} (id INTEGER PRIMARY KEY CHECK (id = 1), "
+               "value INTEGER NOT NULL)")
+    db.execute(f"INSERT OR IGNORE INTO {CHANGE_COUNTER}(id, value) VALUES (1, 0)")
+    for table in ("articles", "classifications"):
+        for event in ("INSERT", "UPDATE", "DELETE"):
+            db.execute(f"CREATE TRIGGER IF NOT EXISTS {table}_{event.lower()}_counted AFTER {event} ON {table} "
+                       f"BEGIN UPDATE {CHANGE_COUNTER} SET value = value + 1; END")
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _v1, _v2, _v3, _delivery_claims, _target_identity, _post_retries, _search_and_page_indexes, _quarantine,
-    _digests, _story_signatures)
+    _digests, _story_signatures, _change_counter)
 SCHEMA_VERSION = len(MIGRATIONS)
 FEEDBOT_TABLES = frozenset({"sources", "pages", "articles", "classifications", "deliveries", "targets", "meta"})
