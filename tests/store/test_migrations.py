@@ -45,3 +45,30 @@ def test_an_existing_database_gets_the_change_counter_and_an_old_edit_moves_it(t
         assert store.last_change() != before
     finally:
         store.close()
+
+
+def triggers(store: Store) -> set[str]:
+    return {r[0] for r in store.db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+
+
+def test_an_existing_index_moves_off_the_write_path_complete_and_with_nothing_queued(tmp_path: Path):
+    from tests.store.test_search import drained, index_consistent
+
+    path = tmp_path / "old.db"
+    old_database(path, "_search_queue")  # its two articles were indexed by the old triggers as they were written
+    store = Store(path)
+    try:
+        assert {"articles_fts_insert", "articles_fts_update", "articles_fts_delete"}.isdisjoint(triggers(store))
+        assert {"articles_search_insert", "articles_search_update", "articles_search_delete"} <= triggers(store)
+        assert store.search_queue_length() == 0 and index_consistent(store)  # nothing to index again
+        assert [h.article.id for h in store.search("碳普惠").hits] == [1]
+        saved = store.save_article(make_article("k3", title="迁移后的新文章 蓝碳"), verdict("carbon-market"), {},
+                                   now=NOW)
+        assert store.search_queue_length() == 1  # written now: queued, found by the scan
+        assert [h.article.id for h in store.search("蓝碳 迁移后").hits] == [saved.article_id]
+        edit = make_article("k1", title="旧库里的文章（更正）", content_hash="h-edited")
+        store.save_article(edit, verdict("carbon-market"), {}, now=NOW)  # indexed by the old triggers: forgotten
+        assert drained(store)
+        assert store.search("碳普惠文章").hits == ()
+    finally:
+        store.close()
