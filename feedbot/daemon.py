@@ -67,6 +67,7 @@ class Daemon(BackgroundLoops):
         self.stop_event = asyncio.Event()
         self.kick = asyncio.Event()  # something new to publish
         self.feeds_dirty = asyncio.Event()  # something new for the feeds
+        self.index_dirty = asyncio.Event()  # something new queued for the search index
         # The first drain waits for the first poll of every due source: the backlog guard must see
         # a whole first run, not half a backfill.
         self.first_polls_done = asyncio.Event()
@@ -149,6 +150,7 @@ class Daemon(BackgroundLoops):
                 self.metrics.articles_seen.labels(report.source_id, "updated").inc(report.updated)
         if report.changed:
             self.feeds_dirty.set()
+            self.index_dirty.set()
             self.kick.set()
         self.notifier.status(self.status_line())
 
@@ -217,7 +219,8 @@ class Daemon(BackgroundLoops):
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """Unhealthy when the scheduler stalled, every source has failed for several polls, or the last round
-        of a background task (feeds, drain, bot commands) failed. Quarantined items alone are not a fault."""
+        of a background task (feeds, drain, search index, bot commands) failed. Quarantined items alone are not
+        a fault."""
         stalled = time.monotonic() - self.last_heartbeat > STALL_AFTER
         states = self.store.source_states()
         all_failing = bool(states) and all(s.failures >= FAILED_POLLS_UNHEALTHY for s in states)
@@ -233,6 +236,7 @@ class Daemon(BackgroundLoops):
             "tasks": tasks,
             "pending": self.pending(),
             "quarantined": self.store.quarantine_count(),
+            "search_queue": self.store.search_queue_length(),  # articles not yet indexed (found by a scan)
         }
         reasons = (["scheduler stalled"] if stalled else []) + (["every source failing"] if all_failing else []) \
             + [f"{name} task {info['state']}: {info['error']}" for name, info in tasks.items()]
@@ -271,6 +275,7 @@ class Daemon(BackgroundLoops):
             self._start_scheduler()
             self._tasks.append(asyncio.create_task(self._drain_loop(), name="drain"))
             self._tasks.append(asyncio.create_task(self._feeds_loop(), name="feeds"))
+            self._tasks.append(asyncio.create_task(self._index_loop(), name="search-index"))
             if self.notifier.watchdog_interval:
                 self._tasks.append(asyncio.create_task(self._watchdog_loop(), name="watchdog"))
             if self.config.telegram.token is not None and self.config.telegram.commands and self.app.publisher:

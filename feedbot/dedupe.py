@@ -34,19 +34,29 @@ MIN_SHINGLES = 300  # shorter texts (wire flashes, captions) share templates: no
 _NOISE = re.compile(r"[^\w]|_", re.UNICODE)
 
 
+def _flat(text: str) -> str:
+    """The text as shingles are cut from it: NFKC, lower case, punctuation and spaces removed."""
+    return _NOISE.sub("", unicodedata.normalize("NFKC", text)).lower()
+
+
 def shingles(text: str, k: int = SHINGLE) -> set[str]:
     """The set of k-character runs of the text, after NFKC and with punctuation and spaces removed."""
-    flat = _NOISE.sub("", unicodedata.normalize("NFKC", text)).lower()
+    flat = _flat(text)
     return {flat[i:i + k] for i in range(max(len(flat) - k + 1, 0))}
 
 
 def signature(text: str) -> bytes | None:
     """The MinHash signature of a text as bytes (PERMUTATIONS little-endian uint64), None when too short."""
+    flat = _flat(text)
+    # n characters hold at most n - k + 1 shingles: most feed items are too short to reach MIN_SHINGLES, and
+    # for them neither the set nor numpy is needed.
+    if len(flat) - SHINGLE + 1 < MIN_SHINGLES:
+        return None
+    grams = {flat[i:i + SHINGLE] for i in range(len(flat) - SHINGLE + 1)}
+    if len(grams) < MIN_SHINGLES:  # long but repetitive (a table, a template)
+        return None
     import numpy as np  # imported on first use so `feedbot --help` stays quick
 
-    grams = shingles(text)
-    if len(grams) < MIN_SHINGLES:
-        return None
     a, b = _permutations()
     h = np.fromiter((int.from_bytes(hashlib.sha1(g.encode("utf-8")).digest()[:4], "little") for g in grams),
                     dtype=np.uint32, count=len(grams))
@@ -139,23 +149,42 @@ _COMPUTE = object()
 
 
 def save_once(store: Store, article: Article, classification: Classification,
-              targets: Mapping[str, Iterable[Target | str]], *, now: datetime, sig: object = _COMPUTE) -> SaveResult:
+              targets: Mapping[str, Iterable[Target | str]], *, now: datetime, sig: object = _COMPUTE,
+              new: bool = False, retried: bool = True) -> SaveResult:
     """Save an article; a new one that reprints a story first seen elsewhere is saved without deliveries.
 
     An article already stored (same source and key) is an update of itself, never a reprint, even
     when it grew; so is a reprint's later version, which stays a reprint. ``sig`` is the signature when
-    the caller computed it already (off the event loop).
+    the caller computed it already (off the event loop). ``new`` says the caller's cached keys do not
+    hold this one: it is inserted without a lookup first (a stored one is still recognised: the insert
+    does nothing and the lookup follows). ``retried=False`` says it has no post_retries row to clear.
+    All of it is one savepoint: a failure leaves nothing of the item, not an article without its signature.
     """
-    stored = store.stored_id(article.source_id, article.key)
-    if stored is not None:
-        is_reprint = store.original_of(stored) is not None
-        return store.save_article(article, classification, {} if is_reprint else targets, now=now)
-    if sig is _COMPUTE:
-        sig = signature(article.text)
-    original = find_original(store, article, sig, now) if sig else None
-    saved = store.save_article(article, classification, {} if original else targets, now=now)
+    with store.transaction():
+        saved, sig, original = _save(store, article, classification, targets, now, sig, new, retried)
     if saved.status == "new":
-        store.record_signature(saved.article_id, article.source_id, sig, original, now)
+        store.remember_key(article.source_id, article.key)
         if sig and original is None:
             _index(store, now).add(saved.article_id, article.source_id, sig, now)
     return saved
+
+
+def _save(store: Store, article: Article, classification: Classification,
+          targets: Mapping[str, Iterable[Target | str]], now: datetime, sig: object, new: bool,
+          retried: bool) -> tuple[SaveResult, bytes | None, int | None]:
+    """save_once inside its savepoint: (result, signature and original of a new article)."""
+    stored = None if new else store.stored_id(article.source_id, article.key)
+    article_id = store.insert_article(article, now) if stored is None else None
+    if article_id is None:  # stored before (found, or the insert met its key)
+        stored = stored if stored is not None else store.stored_id(article.source_id, article.key)
+        is_reprint = store.original_of(stored) is not None
+        return store.write_article(article, classification, {} if is_reprint else targets, now), None, None
+    if sig is _COMPUTE:
+        sig = signature(article.text)
+    original = find_original(store, article, sig, now) if sig else None
+    added = store.write_topics(article_id, classification, {} if original else targets, now)
+    if retried:
+        store.clear_post_retry(article.source_id, article.key)
+    if sig:  # a short text has no signature and so can be no reprint: a row would say nothing
+        store.record_signature(article_id, article.source_id, sig, original, now)
+    return SaveResult(article_id=article_id, status="new", deliveries_added=added), sig, original

@@ -77,14 +77,14 @@ async def poll_source(source: Source, config: SourceConfig, store: Store, topics
     in_quarantine = store.quarantined_keys(config.id)
     # A quarantined item not due for a retry counts as known: a source need not fetch it again.
     waiting = {key for key, retry_at in in_quarantine.items() if retry_at is not None and retry_at > now}
+    known = store.known_keys(config.id)
     try:
         # Posts that failed before are retried explicitly (a source that can fetch them one by one).
         if getattr(source, "retries_failed_posts", False):
-            result = await source.poll(state, store.known_keys(config.id), page_validators=store.page_validators,
+            result = await source.poll(state, set(known), page_validators=store.page_validators,
                                        retry=store.post_retries(config.id), skip=waiting)
         else:
-            result = await source.poll(state, store.known_keys(config.id) | waiting,
-                                       page_validators=store.page_validators)
+            result = await source.poll(state, known | waiting, page_validators=store.page_validators)
     except StateError:
         raise
     except FeedbotError as exc:
@@ -113,13 +113,17 @@ async def poll_source(source: Source, config: SourceConfig, store: Store, topics
     next_check = next_check_ok(now, config.interval, rng)
     # One transaction per poll, without an await inside (the connection is shared by every coroutine).
     with store.transaction():
+        # Read once per poll, so an item needs no statement to learn it has no retry row to clear.
+        retrying = store.retry_keys(config.id) if work else set()
         for (entry, key), outcome in zip(work, prepared, strict=True):
             try:
                 if isinstance(outcome, Exception):
                     raise outcome
                 # A savepoint per item (all or nothing); a reprint of a story first seen elsewhere gets no deliveries.
+                # A key the store did not hold when the poll began is inserted without a lookup first.
                 article, classification, sig = outcome
-                saved = save_once(store, article, classification, targets, now=now, sig=sig)
+                saved = save_once(store, article, classification, targets, now=now, sig=sig,
+                                  new=article.key not in known, retried=article.key in retrying)
             except StateError:
                 raise
             except Exception as exc:  # one bad item must not stop the source: set it aside with its reason
@@ -129,6 +133,7 @@ async def poll_source(source: Source, config: SourceConfig, store: Store, topics
             if key in in_quarantine:
                 store.release(config.id, key)
                 log.info("%s: item %s is no longer quarantined", config.id, key)
+            known.add(article.key)  # the same key twice in one index: the second is an update or a repeat
             new += saved.status == "new"
             updated += saved.status == "updated"
             queued += saved.deliveries_added

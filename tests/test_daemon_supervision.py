@@ -10,6 +10,7 @@ import httpx
 from feedbot.daemon import Daemon
 from feedbot.settings.config import parse_config
 from tests.doubles.site import SampleSite
+from tests.store.test_store import make_article, verdict
 
 
 def config_for(site: SampleSite, tmp_path):
@@ -39,9 +40,14 @@ async def test_a_failing_feed_rebuild_is_unhealthy_counted_retried_and_recovers(
             url = f"http://127.0.0.1:{daemon.web.port}"
             async with httpx.AsyncClient() as http:
                 await wait_until(lambda: (config.feeds_dir / "all.atom").exists())
+                # The first poll's rebuild is done: no rebuild thread writes while the directory goes.
+                await wait_until(lambda: daemon.first_polls_done.is_set()
+                                 and daemon._feeds_token == daemon.store.last_change())
                 # A file where the feeds directory should be: every rebuild fails until it is removed.
                 shutil.rmtree(config.feeds_dir)
                 config.feeds_dir.write_text("not a directory")
+                # Something to rebuild for (an unchanged store skips the rebuild, however dirty the flag).
+                daemon.store.save_article(make_article("late"), verdict("carbon-market"), {})
                 daemon.feeds_dirty.set()
                 await wait_until(lambda: "feeds" in daemon.task_errors)
                 answer = await http.get(url + "/healthz")

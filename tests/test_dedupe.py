@@ -8,6 +8,7 @@ import random
 import sqlite3
 
 import feedparser
+import pytest
 
 from feedbot import dedupe
 from feedbot.model import Entry
@@ -72,6 +73,101 @@ def test_constructed_reprint_joins_and_same_week_carbon_articles_do_not():
     reprint = dedupe.signature(f"{REPRINT_HEAD}\n另拟标题\n{text(first)}\n{REPRINT_TAIL}")
     assert dedupe.similarity(a, reprint) >= dedupe.THRESHOLD
     assert dedupe.signature("全国碳市场今日收盘价每吨八十元。") is None  # a flash is no evidence either way
+
+
+def _signature_before_the_early_exit(text: str) -> bytes | None:
+    """dedupe.signature as it was before it returned early for short texts (the set built, then counted)."""
+    import hashlib
+
+    import numpy as np
+
+    grams = dedupe.shingles(text)
+    if len(grams) < dedupe.MIN_SHINGLES:
+        return None
+    a, b = dedupe._permutations()
+    h = np.fromiter((int.from_bytes(hashlib.sha1(g.encode("utf-8")).digest()[:4], "little") for g in grams),
+                    dtype=np.uint32, count=len(grams))
+    h ^= h >> np.uint32(16)
+    h *= np.uint32(0x85EBCA6B)
+    h ^= h >> np.uint32(13)
+    h *= np.uint32(0xC2B2AE35)
+    h ^= h >> np.uint32(16)
+    return (h[:, None] * a + b).min(axis=0).astype("<u8").tobytes()
+
+
+def test_the_signature_is_the_same_with_the_early_exit_for_short_and_long_texts():
+    rng = random.Random(5)
+    wide = [chr(c) for c in range(0x4E00, 0x4E00 + 3000)]
+    narrow = list("碳市场配额")  # few distinct shingles however long the text
+    boundary = dedupe.MIN_SHINGLES + dedupe.SHINGLE - 1  # the shortest flat text that can hold enough shingles
+    texts = ["", "碳", "全国碳市场今日收盘价每吨八十元。", "，。！　 " * 200]
+    for length in (*range(boundary - 3, boundary + 4), 165, 1000):
+        texts.append("".join(rng.choice(wide) for _ in range(length)))
+        texts.append("".join(rng.choice(narrow) for _ in range(length)))
+        # Punctuation and full-width forms vanish or fold: the raw length is no guide, the flat one is.
+        texts.append("".join(rng.choice(wide) + rng.choice("，。 ＡＢ") for _ in range(length // 2)))
+    # Exactly at the threshold: MIN_SHINGLES distinct shingles, and one fewer (a repeated run).
+    distinct = "".join(wide[:boundary])
+    texts += [distinct, distinct[:-1], distinct[:-1] + distinct[0]]
+    results = [dedupe.signature(t) for t in texts]
+    assert results == [_signature_before_the_early_exit(t) for t in texts]
+    assert None in results and any(r is not None for r in results)  # both sides of the threshold were seen
+    assert dedupe.signature(distinct) is not None and dedupe.signature(distinct[:-1]) is None
+
+
+def _long_story(source_id: str, key: str, seed: int = 1):
+    """A new article long enough for a signature, matched to carbon-market."""
+    from feedbot.model import Classification, Evidence, TopicMatch
+
+    rng = random.Random(seed)
+    body = "".join(chr(0x4E00 + rng.randrange(3000)) for _ in range(500))
+    article = normalize(Entry(source_id=source_id, key=key, url=f"https://{source_id}.test/{key}",
+                              title="碳市场长文", body_html=f"<p>{body}</p>"))
+    verdict = Classification((TopicMatch("carbon-market", 9.0, True, (Evidence("碳市场", "title", 1, 3.0),), "摘要"),))
+    return article, verdict
+
+
+def test_an_article_and_its_signature_are_stored_together_or_not_at_all(tmp_path):
+    from datetime import UTC, datetime
+
+    from feedbot.errors import StateError
+
+    now = datetime(2024, 6, 3, tzinfo=UTC)
+    path = tmp_path / "feedbot.db"
+    store = Store(path)
+    with sqlite3.connect(path) as conn:  # a real failure of the signature's write (as a full disk would give)
+        conn.execute("CREATE TRIGGER boom BEFORE INSERT ON signatures BEGIN SELECT RAISE(ABORT, 'no room'); END")
+    article, verdict = _long_story("a", "k1")
+    with pytest.raises(StateError, match="no room"):
+        dedupe.save_once(store, article, verdict, {"carbon-market": ["telegram:@cm"]}, now=now, new=True)
+    assert store.article_counts()["all"] == 0 and store.deliveries() == []  # not an article without its signature
+    assert store.known_keys("a") == set()
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TRIGGER boom")
+    saved = dedupe.save_once(store, article, verdict, {"carbon-market": ["telegram:@cm"]}, now=now, new=True)
+    assert saved.status == "new" and saved.deliveries_added == 1
+    assert store.db.execute("SELECT COUNT(*) FROM signatures WHERE signature IS NOT NULL").fetchone()[0] == 1
+    store.close()
+
+
+def test_a_stored_reprint_handed_over_as_new_is_still_an_update_without_messages(tmp_path):
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    now = datetime(2024, 6, 3, tzinfo=UTC)
+    store = Store(tmp_path / "feedbot.db")
+    targets = {"carbon-market": ["telegram:@cm"]}
+    original, verdict = _long_story("first", "o1")
+    assert dedupe.save_once(store, original, verdict, targets, now=now).deliveries_added == 1
+    reprint = replace(original, source_id="second", key="r1", url="https://second.test/r1")
+    joined = dedupe.save_once(store, reprint, verdict, targets, now=now, new=True)
+    assert joined.status == "new" and joined.deliveries_added == 0 and store.original_of(joined.article_id)
+    # A stale cache says "new" again for the grown reprint: the insert meets its key, it is an update of itself.
+    grown = replace(reprint, text=reprint.text + "补充内容", content_hash="grown")
+    again = dedupe.save_once(store, grown, verdict, targets, now=now, new=True)
+    assert (again.status, again.article_id, again.deliveries_added) == ("updated", joined.article_id, 0)
+    assert store.article_counts()["all"] == 2 and len(store.deliveries()) == 1
+    store.close()
 
 
 async def test_a_reprint_on_a_second_source_reaches_each_channel_once_with_both_outlets(tmp_path):

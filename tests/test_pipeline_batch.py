@@ -116,3 +116,76 @@ def _prepared(e: Entry):
     from feedbot.pipeline import prepare
     config = parse_config({}, None, {})
     return prepare(e, config.topics, NOW)
+
+
+def statements_of(store: Store, seen: list[str]) -> list[str]:
+    """The statements feedbot ran: a trigger's work ("-- …") and a statement reported again as each of its
+    trigger programs starts are left out."""
+    own: list[str] = []
+    for sql in seen:
+        if not sql.startswith("--") and (not own or own[-1] != sql):
+            own.append(sql)
+    return own
+
+
+async def traced_poll(config, store, source) -> tuple[object, list[str]]:
+    seen: list[str] = []
+    store.db.conn.set_trace_callback(seen.append)
+    try:
+        report = await poll(config, store, source)
+    finally:
+        store.db.conn.set_trace_callback(None)
+    return report, statements_of(store, seen)
+
+
+async def test_a_new_article_costs_one_savepoint_and_its_inserts_no_lookups(tmp_path):
+    config, store = setup(tmp_path)
+    await poll(config, store, ListSource((entry("old"),)))  # the source's keys are cached from here on
+    one, few = await traced_poll(config, store, ListSource((entry("a0"),)))
+    eleven, many = await traced_poll(config, store, ListSource(tuple(entry(f"b{n}") for n in range(11))))
+    assert (one.new, eleven.new, eleven.deliveries) == (1, 11, 11)
+    # Per new article (one classification, one delivery): its savepoint, three inserts and the release.
+    # (A short text has no signature row; before, 13.5 statements: lookups, deletes, two savepoints, a PRAGMA.)
+    assert (len(many) - len(few)) / 10 == 5, many
+    assert sum(s.startswith("SAVEPOINT feedbot_sp") for s in many) == 11  # one per item, not one per write
+    # Certainly new by the cached keys: no lookup by key, no classification or retry row to delete.
+    unneeded = ("SELECT id", "DELETE FROM classifications", "DELETE FROM post_retries", "PRAGMA data_version")
+    assert [s for s in many if s.startswith(unneeded)] == ["PRAGMA data_version"]  # the poll's one cache check
+    store.close()
+
+
+async def test_a_post_that_failed_before_loses_its_retry_row_when_it_is_stored(tmp_path):
+    config, store = setup(tmp_path)
+    store.record_post_failures("src", [("k1", "http://news.test/k1", "HTTP 500")], NOW)
+    assert store.retry_keys("src") == {"k1"}
+    report = await poll(config, store, ListSource((entry("k1"), entry("k2"))))
+    assert report.new == 2
+    assert store.retry_keys("src") == set()
+    store.close()
+
+
+async def test_the_same_key_twice_in_one_poll_is_stored_once(tmp_path):
+    config, store = setup(tmp_path)
+    report = await poll(config, store, ListSource((entry("k1"), entry("k1"))))
+    assert (report.new, report.updated, report.deliveries) == (1, 0, len(store.deliveries()))
+    assert store.article_counts()["all"] == 1
+    store.close()
+
+
+async def test_keys_stored_by_another_connection_after_the_cache_was_read_are_still_recognised(tmp_path):
+    config, store = setup(tmp_path)
+    assert store.known_keys("src") == set()
+    other = Store(config.db_path)  # written behind the cache's back, while the poll is under way
+    other.save_article(*_prepared(entry("k1")), {}, now=NOW)
+
+    class Racing(ListSource):
+        async def poll(self, state, known, *, page_validators=None):
+            other.save_article(*_prepared(entry("k2")), {}, now=NOW)  # after the poll read the keys
+            other.close()
+            return await super().poll(state, known, page_validators=page_validators)
+
+    report = await poll(config, store, Racing((entry("k1"), entry("k2"), entry("k3"))))
+    assert (report.new, report.updated) == (1, 0)  # k2 was "new" by the keys read, the insert found it stored
+    assert store.article_counts()["all"] == 3
+    assert [d.article_id for d in store.deliveries()] == [store.stored_id("src", "k3")]
+    store.close()

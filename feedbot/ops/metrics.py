@@ -29,7 +29,8 @@ class Metrics:
         self.rate_limited = Counter("feedbot_telegram_429", "HTTP 429 answers from the Bot API.",
                                     registry=self.registry)
         self.task_failures = Counter("feedbot_task_failures", "Failed rounds of a background task (feeds, drain, "
-                                     "bot-commands, watchdog); each is retried.", ["task"], registry=self.registry)
+                                     "search-index, bot-commands, watchdog); each is retried.", ["task"],
+                                     registry=self.registry)
         self.registry.register(_StoreCollector(store, clock))
 
     def render(self) -> bytes:
@@ -71,3 +72,5 @@ class _StoreCollector(Collector):
         yield failures
         yield GaugeMetricFamily("feedbot_quarantined_items", "Source items set aside because they failed processing.",
                                 value=self.store.quarantine_count())
+        yield GaugeMetricFamily("feedbot_search_queue", "Stored articles waiting for the search index (a growing "
+                                "queue: indexing is failing).", value=self.store.search_queue_length())

@@ -56,7 +56,8 @@ def collect_status(store: Store, config: Config) -> dict[str, Any]:
     return {
         "database": str(config.db_path),
         "sources": sources,
-        "articles": {"total": counts.get("all", 0), "unrouted": counts.get("unrouted", 0)},
+        "articles": {"total": counts.get("all", 0), "unrouted": counts.get("unrouted", 0),
+                     "search_queue": store.search_queue_length()},
         "topics": topics,
         "deliveries": deliveries,
         "digests": store.digest_summary(),
@@ -111,7 +112,9 @@ def render_status(report: dict[str, Any], now: datetime | None = None) -> str:
         [[s["id"], s["kind"], s["result"], relative(s["last_ok_at"], now), relative(s["next_check_at"], now),
           s["failures"], s["last_error"] or ""] for s in report["sources"]]))
     a = report["articles"]
-    parts += ["", f"ARTICLES  total {a['total']}, in no channel {a['unrouted']}"]
+    # Articles stored since the daemon's last indexing batch (or by `feedbot once`): search scans them meanwhile.
+    waiting = f", {a['search_queue']} not yet in the search index" if a.get("search_queue") else ""
+    parts += ["", f"ARTICLES  total {a['total']}, in no channel {a['unrouted']}{waiting}"]
     parts.append(_table(["topic", "name", "articles", "telegram"],
                         [[t["id"], t["name"], t["articles"], t["telegram_chat"] or "-"] for t in report["topics"]]))
     parts += ["", "DELIVERIES"]

@@ -11,6 +11,7 @@ from feedbot.clock import utcnow
 from feedbot.model import Article, Classification, Evidence, SaveResult, StoredArticle, Target, TopicMatch
 from feedbot.store.db import Database, from_db, to_db
 from feedbot.store.deliveries import key_of
+from feedbot.store.migrations import CHANGE_COUNTER
 
 
 class ArticlesTable(Database):
@@ -19,8 +20,8 @@ class ArticlesTable(Database):
     def known_keys(self, source_id: str) -> set[str]:
         """Keys of every article already stored for a source.
 
-        Read from the table once per source, then kept in step by ``save_article`` (the state-dir lock
-        makes this process the only writer); a commit by any other connection drops the cache.
+        Read from the table once per source, then kept in step by this connection's writes (the state-dir
+        lock makes this process the only writer); a commit by any other connection drops the cache.
         """
         cache = self._known_cache()
         keys = cache.get(source_id)
@@ -45,6 +46,12 @@ class ArticlesTable(Database):
         cursor = self._execute("SELECT key, content_hash FROM articles WHERE source_id = ?", [source_id])
         return dict(cursor.fetchall())
 
+    def remember_key(self, source_id: str, key: str) -> None:
+        """A key just stored by this connection joins the cache (no data_version check: our own write)."""
+        keys = getattr(self, "_known", {}).get(source_id)
+        if keys is not None:
+            keys.add(key)
+
     def save_article(self, article: Article, classification: Classification,
                      targets: Mapping[str, Iterable[Target | str]], now: datetime | None = None) -> SaveResult:
         """Store an article, its classification and its deliveries in one transaction.
@@ -54,48 +61,68 @@ class ArticlesTable(Database):
         """
         now = now or utcnow()
         with self.transaction():
-            saved = self._save_article(article, classification, targets, now)
+            saved = self.write_article(article, classification, targets, now)
         if saved.status == "new":
-            self._known_cache().get(article.source_id, set()).add(article.key)
+            self.remember_key(article.source_id, article.key)
         return saved
 
-    def _save_article(self, article: Article, classification: Classification,
+    def write_article(self, article: Article, classification: Classification,
                       targets: Mapping[str, Iterable[Target | str]], now: datetime) -> SaveResult:
+        """``save_article`` inside the caller's transaction; the caller remembers a new key once it commits."""
         row = self._execute("SELECT id, content_hash FROM articles WHERE source_id = ? AND key = ?",
                               [article.source_id, article.key]).fetchone()
         # Stored now: a post that failed before needs no more retries.
-        self._execute("DELETE FROM post_retries WHERE source_id = ? AND key = ?", [article.source_id, article.key])
+        self.clear_post_retry(article.source_id, article.key)
         if row is not None and row[1] == article.content_hash:
             return SaveResult(article_id=row[0], status="unchanged")
-        values = {
-            "url": article.url, "title": article.title, "published_at": to_db(article.published_at),
-            "body_html": article.body_html, "text": article.text, "content_hash": article.content_hash,
-            "outlet": article.outlet, "origin_url": article.origin_url,
-        }
         if row is None:
-            cursor = self._execute(
-                "INSERT INTO articles(source_id, key, first_seen_at, updated_at, " + ", ".join(values)
-                + ") VALUES (?, ?, ?, ?" + ", ?" * len(values) + ")",
-                [article.source_id, article.key, to_db(now), to_db(article.updated_at), *values.values()])
-            article_id, status = cursor.lastrowid, "new"
-        else:
-            article_id, status = row[0], "updated"
-            values["updated_at"] = to_db(article.updated_at or now)
-            self._execute("UPDATE articles SET " + ", ".join(f"{k} = ?" for k in values) + " WHERE id = ?",
-                            [*values.values(), article_id])
-        added = 0
-        for match in self._write_classification(article_id, classification):
+            article_id = self.insert_article(article, now)
+            return SaveResult(article_id=article_id, status="new",
+                              deliveries_added=self.write_topics(article_id, classification, targets, now))
+        values = _columns(article)
+        values["updated_at"] = to_db(article.updated_at or now)
+        self._execute("UPDATE articles SET " + ", ".join(f"{k} = ?" for k in values) + " WHERE id = ?",
+                      [*values.values(), row[0]])
+        added = self.write_topics(row[0], classification, targets, now, replace=True)
+        return SaveResult(article_id=row[0], status="updated", deliveries_added=added)
+
+    def insert_article(self, article: Article, now: datetime) -> int | None:
+        """A new article's row (inside the caller's transaction): its id, or None when its key is stored already.
+
+        One statement whatever the answer: a caller whose cached keys say "new" needs no lookup first.
+        """
+        values = _columns(article)
+        cursor = self._execute(
+            "INSERT INTO articles(source_id, key, first_seen_at, updated_at, " + ", ".join(values)
+            + ") VALUES (?, ?, ?, ?" + ", ?" * len(values) + ") ON CONFLICT(source_id, key) DO NOTHING",
+            [article.source_id, article.key, to_db(now), to_db(article.updated_at), *values.values()])
+        return cursor.lastrowid if cursor.rowcount == 1 else None
+
+    def clear_post_retry(self, source_id: str, key: str) -> None:
+        """A post stored at last needs no more retries."""
+        self._execute("DELETE FROM post_retries WHERE source_id = ? AND key = ?", [source_id, key])
+
+    def write_topics(self, article_id: int, classification: Classification,
+                     targets: Mapping[str, Iterable[Target | str]], now: datetime, *, replace: bool = False) -> int:
+        """An article's classification rows and a delivery per wanting target (inside the caller's transaction).
+
+        ``replace`` drops the rows an edited article had; a new one has none. Returns the deliveries added.
+        """
+        created, added = to_db(now), 0
+        for match in self._write_classification(article_id, classification, replace=replace):
             for target in targets.get(match.topic, ()):
-                cursor = self._execute(
+                # ON CONFLICT: two topics routed to one chat still give it one message.
+                added += self._execute(
                     "INSERT INTO deliveries(article_id, topic, target, status, attempts, created_at) "
                     "VALUES (?, ?, ?, 'pending', 0, ?) ON CONFLICT(article_id, target) DO NOTHING",
-                    [article_id, match.topic, key_of(target), to_db(now)])
-                added += cursor.rowcount
-        return SaveResult(article_id=article_id, status=status, deliveries_added=added)
+                    [article_id, match.topic, key_of(target), created]).rowcount
+        return added
 
-    def _write_classification(self, article_id: int, classification: Classification) -> list[TopicMatch]:
-        """Replace an article's classification rows (inside the caller's transaction); returns the matches."""
-        self._execute("DELETE FROM classifications WHERE article_id = ?", [article_id])
+    def _write_classification(self, article_id: int, classification: Classification, *,
+                              replace: bool = True) -> list[TopicMatch]:
+        """Write an article's classification rows (inside the caller's transaction); returns the matches."""
+        if replace:
+            self._execute("DELETE FROM classifications WHERE article_id = ?", [article_id])
         matched = [m for m in classification.matches if m.matched]
         for match in matched:
             evidence = [[e.term, e.where, e.count, e.weight] for e in match.evidence]
@@ -210,9 +237,22 @@ class ArticlesTable(Database):
         return out
 
     def last_change(self) -> str | None:
-        """A token that changes whenever an article is added or edited (to skip needless feed rebuilds)."""
-        row = self._execute("SELECT COUNT(*), MAX(id), MAX(updated_at) FROM articles").fetchone()
-        return json.dumps([*row, self.get_meta("reclassified_at")])
+        """A token that changes with every write to articles or classifications (to skip needless feed rebuilds).
+
+        Triggers count the writes in one row (migration ``_change_counter``): one lookup, and an edit always
+        counts, whatever its ``updated_at`` says.
+        """
+        row = self._execute(f"SELECT value FROM {CHANGE_COUNTER}").fetchone()
+        return str(row[0]) if row else None
+
+
+def _columns(article: Article) -> dict[str, Any]:
+    """The article columns an insert and an edit both write."""
+    return {
+        "url": article.url, "title": article.title, "published_at": to_db(article.published_at),
+        "body_html": article.body_html, "text": article.text, "content_hash": article.content_hash,
+        "outlet": article.outlet, "origin_url": article.origin_url,
+    }
 
 
 def _evidence(value: str | None) -> tuple[Evidence, ...]:

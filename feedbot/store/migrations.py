@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from feedbot.store.convert import to_db
+from feedbot.store.searchschema import INDEX_SCHEMA, QUEUE_SCHEMA, SEARCH_TABLE, SYNC_TRIGGERS, has_search_index
 
 if TYPE_CHECKING:  # the migrations get a sqlite_utils.Database from Database.migrate, which imports it
     import sqlite_utils
@@ -17,21 +18,6 @@ log = logging.getLogger("feedbot.store.db")
 
 
 # ---- the search index (FTS5, trigram tokenizer: Chinese substrings without a word segmenter) ----
-
-SEARCH_TABLE = "articles_fts"
-_SEARCH_SCHEMA = (
-    f"CREATE VIRTUAL TABLE {SEARCH_TABLE} USING fts5(title, text, content='articles', content_rowid='id', "
-    "tokenize='trigram')",
-    f"CREATE TRIGGER articles_fts_insert AFTER INSERT ON articles BEGIN "
-    f"INSERT INTO {SEARCH_TABLE}(rowid, title, text) VALUES (new.id, new.title, new.text); END",
-    f"CREATE TRIGGER articles_fts_delete AFTER DELETE ON articles BEGIN "
-    f"INSERT INTO {SEARCH_TABLE}({SEARCH_TABLE}, rowid, title, text) VALUES ('delete', old.id, old.title, old.text); "
-    "END",
-    f"CREATE TRIGGER articles_fts_update AFTER UPDATE OF title, text ON articles BEGIN "
-    f"INSERT INTO {SEARCH_TABLE}({SEARCH_TABLE}, rowid, title, text) VALUES ('delete', old.id, old.title, old.text); "
-    f"INSERT INTO {SEARCH_TABLE}(rowid, title, text) VALUES (new.id, new.title, new.text); END",
-)
-
 
 def trigram_supported(conn: sqlite3.Connection) -> bool:
     """Whether this SQLite has FTS5 with the trigram tokenizer (3.34 and later, FTS5 compiled in)."""
@@ -43,25 +29,36 @@ def trigram_supported(conn: sqlite3.Connection) -> bool:
     return True
 
 
-def has_search_index(conn: sqlite3.Connection) -> bool:
-    """Whether the file holds the full-text index."""
-    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [SEARCH_TABLE]).fetchone()
-    return row is not None
+def _supports_search(conn: sqlite3.Connection) -> bool:
+    if trigram_supported(conn):
+        return True
+    log.warning("SQLite %s has no FTS5 trigram tokenizer (needs 3.34 or later): search scans articles "
+                "with LIKE instead of an index; `feedbot reclassify` builds the index after an upgrade",
+                sqlite3.sqlite_version)
+    return False
 
 
 def create_search_index(conn: sqlite3.Connection) -> bool:
-    """Create and fill the index and its triggers when this SQLite can (inside the caller's transaction)."""
+    """Create and fill the index, its queue and their triggers when this SQLite can (in the caller's transaction)."""
     if has_search_index(conn):
         return True
-    if not trigram_supported(conn):
-        log.warning("SQLite %s has no FTS5 trigram tokenizer (needs 3.34 or later): search scans articles "
-                    "with LIKE instead of an index; `feedbot reclassify` builds the index after an upgrade",
-                    sqlite3.sqlite_version)
+    if not _supports_search(conn):
         return False
-    for statement in _SEARCH_SCHEMA:
+    conn.execute(INDEX_SCHEMA)
+    for statement in QUEUE_SCHEMA:
         conn.execute(statement)
     conn.execute(f"INSERT INTO {SEARCH_TABLE}({SEARCH_TABLE}) VALUES ('rebuild')")
     return True
+
+
+def _create_synced_search_index(conn: sqlite3.Connection) -> None:
+    """The index as _search_and_page_indexes made it: filled, and kept in step by triggers on every write."""
+    if has_search_index(conn) or not _supports_search(conn):
+        return
+    conn.execute(INDEX_SCHEMA)
+    for statement in SYNC_TRIGGERS.values():
+        conn.execute(statement)
+    conn.execute(f"INSERT INTO {SEARCH_TABLE}({SEARCH_TABLE}) VALUES ('rebuild')")
 
 
 # ---- migrations: each step moves the schema forward by one version; never edit a released one ----
@@ -176,7 +173,7 @@ def adopt_target_rows(conn: sqlite3.Connection, old: str, new: str) -> int:
 def _search_and_page_indexes(db: sqlite_utils.Database) -> None:
     # Full-text search over title and text, kept in step with `articles` by triggers; populated here for an
     # existing database. SQLite older than 3.34 has no trigram tokenizer: search then scans with LIKE.
-    create_search_index(db.conn)
+    _create_synced_search_index(db.conn)
     # Every page's Last-Modified is MAX() of these: an index makes that one lookup instead of a scan.
     db.execute("CREATE INDEX IF NOT EXISTS idx_articles_first_seen ON articles (first_seen_at)")
     db.execute("CREATE INDEX IF NOT EXISTS idx_articles_updated ON articles (updated_at)")
@@ -221,8 +218,36 @@ def _story_signatures(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS idx_signatures_original ON signatures (original_id)")
 
 
+CHANGE_COUNTER = "change_counter"
+
+
+def _change_counter(db: sqlite_utils.Database) -> None:
+    # One row counting every write to articles and classifications: the feeds' "anything changed?" token.
+    # (COUNT / MAX(id) / MAX(updated_at) missed an edit stamped with a time older than the newest one.)
+    db.execute(f"CREATE TABLE IF NOT EXISTS {CHANGE_COUNTER} (id INTEGER PRIMARY KEY CHECK (id = 1), "
+               "value INTEGER NOT NULL)")
+    db.execute(f"INSERT OR IGNORE INTO {CHANGE_COUNTER}(id, value) VALUES (1, 0)")
+    for table in ("articles", "classifications"):
+        for event in ("INSERT", "UPDATE", "DELETE"):
+            db.execute(f"CREATE TRIGGER IF NOT EXISTS {table}_{event.lower()}_counted AFTER {event} ON {table} "
+                       f"BEGIN UPDATE {CHANGE_COUNTER} SET value = value + 1; END")
+
+
+def _search_queue(db: sqlite_utils.Database) -> None:
+    # The index off the write path: a write queues the article's id, Store.index_pending indexes the queue in
+    # batches (the daemon's indexing loop) and search scans what is still queued. The index as it stands is
+    # complete (its triggers kept it so): nothing to queue. Without the index there is nothing to change;
+    # rebuild_search_index creates index and queue together once this SQLite can.
+    if not has_search_index(db.conn):
+        return
+    for name in SYNC_TRIGGERS:
+        db.execute(f"DROP TRIGGER IF EXISTS {name}")
+    for statement in QUEUE_SCHEMA:
+        db.execute(statement)
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _v1, _v2, _v3, _delivery_claims, _target_identity, _post_retries, _search_and_page_indexes, _quarantine,
-    _digests, _story_signatures)
+    _digests, _story_signatures, _change_counter, _search_queue)
 SCHEMA_VERSION = len(MIGRATIONS)
 FEEDBOT_TABLES = frozenset({"sources", "pages", "articles", "classifications", "deliveries", "targets", "meta"})

@@ -36,10 +36,10 @@ class ReprintsTable(Database):
     def record_signature(self, article_id: int, source_id: str, signature: bytes | None, original_id: int | None,
                          now: datetime) -> None:
         """Remember a new article's signature, and the original it reprints (None: a story of its own)."""
-        with self.transaction():
-            self._execute("INSERT OR REPLACE INTO signatures(article_id, source_id, signature, original_id, "
-                          "first_seen_at) VALUES (?, ?, ?, ?, ?)",
-                          [article_id, source_id, signature, original_id, to_db(now)])
+        # One statement, atomic alone: no savepoint of its own inside the caller's item savepoint.
+        self._execute("INSERT OR REPLACE INTO signatures(article_id, source_id, signature, original_id, "
+                      "first_seen_at) VALUES (?, ?, ?, ?, ?)",
+                      [article_id, source_id, signature, original_id, to_db(now)])
 
     def reprint_ids(self) -> set[int]:
         """Ids of every stored article that is a reprint (feeds and lists show them under their original)."""

@@ -1,4 +1,5 @@
-"""Full-text search over stored articles: FTS5 with the trigram tokenizer, LIKE for terms it cannot index."""
+"""Full-text search over stored articles: FTS5 with the trigram tokenizer, LIKE for terms it cannot index and
+for articles still queued for it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 
 from feedbot.model import StoredArticle
 from feedbot.store.articles import ArticlesTable
-from feedbot.store.db import SEARCH_TABLE, create_search_index, has_search_index
+from feedbot.store.migrations import create_search_index
+from feedbot.store.searchschema import SEARCH_QUEUE, SEARCH_TABLE, has_search_index, has_table
 
 # Snippets come back as plain text with these around each match; the page escapes the text, then turns them
 # into <mark>. Control characters never survive normalization, so they cannot come from an article.
@@ -45,12 +47,15 @@ def search_terms(query: str) -> list[str]:
 
 
 class SearchTable(ArticlesTable):
-    """The `articles_fts` index (kept by triggers on `articles`) and the queries over it."""
+    """The `articles_fts` index, the `search_queue` of articles written since (indexed in batches, scanned
+    meanwhile), and the queries over both."""
 
     def search_indexed(self) -> bool:
         """Whether searches can use the full-text index (else they scan)."""
         if getattr(self, "_search_indexed", None) is None:
             self._search_indexed = has_search_index(self.db.conn)
+            # An index without a queue: a file from before _search_queue, opened without migrating.
+            self._search_queued = self._search_indexed and has_table(self.db.conn, SEARCH_QUEUE)
         return self._search_indexed
 
     def rebuild_search_index(self) -> bool:
@@ -58,8 +63,35 @@ class SearchTable(ArticlesTable):
         with self.transaction():
             if create_search_index(self.db.conn):
                 self._execute(f"INSERT INTO {SEARCH_TABLE}({SEARCH_TABLE}) VALUES ('rebuild')")
+                self._execute(f"DELETE FROM {SEARCH_QUEUE}")  # every article is indexed now
         self._search_indexed = None
         return self.search_indexed()
+
+    def index_pending(self, limit: int = 500) -> int:
+        """Index up to ``limit`` queued articles, oldest first, in one transaction; returns how many (0: none).
+
+        Each costs about what the triggers used to on the poll path (FTS5 tokenizing title and text): the
+        daemon calls this in batches between other work, never inside another transaction of its own.
+        """
+        if not self.search_indexed() or not self._search_queued:
+            return 0
+        with self.transaction():
+            last, count = self._execute(
+                f"SELECT MAX(article_id), COUNT(*) FROM (SELECT article_id FROM {SEARCH_QUEUE} "
+                "ORDER BY article_id LIMIT ?)", [limit]).fetchone()
+            if not count:
+                return 0
+            self._execute(f"INSERT INTO {SEARCH_TABLE}(rowid, title, text) SELECT a.id, a.title, a.text "
+                          f"FROM {SEARCH_QUEUE} q JOIN articles a ON a.id = q.article_id WHERE q.article_id <= ?",
+                          [last])
+            self._execute(f"DELETE FROM {SEARCH_QUEUE} WHERE article_id <= ?", [last])
+        return count
+
+    def search_queue_length(self) -> int:
+        """How many stored articles wait for the index (search finds them by a scan meanwhile)."""
+        if not self.search_indexed() or not self._search_queued:
+            return 0
+        return self._execute(f"SELECT COUNT(*) FROM {SEARCH_QUEUE}").fetchone()[0]
 
     def search(self, query: str, topic: str | None = None, limit: int = 20, offset: int = 0) -> SearchResults:
         """Articles holding every term of ``query`` (in the title or text), newest stored first."""
@@ -68,32 +100,27 @@ class SearchTable(ArticlesTable):
             return SearchResults((), False, self.search_indexed())
         long_terms = [t for t in terms if len(t) >= TRIGRAM]
         indexed = bool(long_terms) and self.search_indexed()
-        short_terms = [t for t in terms if t not in long_terms] if indexed else terms
-        where: list[str] = []
-        params: list[Any] = []
-        row_id = "f.rowid" if indexed else "a.id"
-        if indexed:
-            where.append(f"{SEARCH_TABLE} MATCH ?")
-            params.append(" AND ".join('"' + t.replace('"', '""') + '"' for t in long_terms))
-        likes = []
-        for term in short_terms:
-            likes.append("(a.title LIKE ? ESCAPE '\\' OR a.text LIKE ? ESCAPE '\\')")
-            pattern = "%" + _LIKE_SPECIAL.sub(r"\\\1", term) + "%"
-            params += [pattern, pattern]
-        if likes and indexed:
-            where.append(f"EXISTS (SELECT 1 FROM articles a WHERE a.id = f.rowid AND {' AND '.join(likes)})")
+        match = " AND ".join('"' + t.replace('"', '""') + '"' for t in long_terms)
+        if not indexed:
+            sql, params = _scan("articles a", "a.id", terms, topic)
+            sql, params = f"{sql} LIMIT ? OFFSET ?", [*params, limit + 1, offset]
         else:
-            where += likes
-        if topic is not None:
-            where.append(f"EXISTS (SELECT 1 FROM classifications c WHERE c.article_id = {row_id} AND c.topic = ?)")
-            params.append(topic)
-        # Newest stored first walks rowid order (the index's own order), so a page stops after `limit` rows
-        # instead of ranking every match (a common term matches half the archive).
-        source = f"{SEARCH_TABLE} f" if indexed else "articles a"
-        rows = self._execute(f"SELECT {row_id} FROM {source} WHERE {' AND '.join(where)} "
-                             f"ORDER BY {row_id} DESC LIMIT ? OFFSET ?", [*params, limit + 1, offset]).fetchall()
+            sql, params = _indexed(match, [t for t in terms if t not in long_terms], topic)
+            if self._search_queued:
+                # Articles written since the last indexing batch are found by a scan of the queue (a few
+                # hundred rows in a running daemon); an article is in one of the two, never both.
+                queued, queued_params = _scan(f"{SEARCH_QUEUE} q JOIN articles a ON a.id = q.article_id",
+                                              "q.article_id", terms, topic)
+                enough = offset + limit + 1
+                sql = (f"SELECT id FROM ({sql} LIMIT ?) UNION SELECT id FROM ({queued} LIMIT ?) "
+                       "ORDER BY id DESC LIMIT ? OFFSET ?")
+                params = [*params, enough, *queued_params, enough, limit + 1, offset]
+            else:
+                params = [*params, limit + 1, offset]
+                sql = f"{sql} LIMIT ? OFFSET ?"
+        rows = self._execute(sql, params).fetchall()
         ids = [r[0] for r in rows[:limit]]
-        snippets = self._snippets(ids, params[0]) if indexed else {}
+        snippets = self._snippets(ids, match) if indexed else {}
         hits = tuple(SearchHit(a, snippets.get(a.id) or _snippet(a.text, terms))
                      for a in self.articles_by_id(ids))
         return SearchResults(hits, len(rows) > limit, indexed)
@@ -108,6 +135,47 @@ class SearchTable(ArticlesTable):
             [MARK_OPEN, MARK_CLOSE, SNIPPET_TOKENS, match, *ids]).fetchall()
         # A match only in the title leaves the text without a mark: the start of the text reads better then.
         return {r[0]: r[1] for r in rows if MARK_OPEN in (r[1] or "")}
+
+
+def _likes(terms: list[str]) -> tuple[list[str], list[Any]]:
+    """One condition per term (in the title or the text of `a`), LIKE patterns with their specials escaped."""
+    likes, params = [], []
+    for term in terms:
+        likes.append("(a.title LIKE ? ESCAPE '\\' OR a.text LIKE ? ESCAPE '\\')")
+        pattern = "%" + _LIKE_SPECIAL.sub(r"\\\1", term) + "%"
+        params += [pattern, pattern]
+    return likes, params
+
+
+def _in_topic(row_id: str, topic: str | None) -> tuple[list[str], list[Any]]:
+    """The condition that the article ``row_id`` names sits in a channel (none without a topic)."""
+    if topic is None:
+        return [], []
+    return [f"EXISTS (SELECT 1 FROM classifications c WHERE c.article_id = {row_id} AND c.topic = ?)"], [topic]
+
+
+def _indexed(match: str, short_terms: list[str], topic: str | None) -> tuple[str, list[Any]]:
+    """Ids the index finds, newest stored first; short terms (under a trigram) checked on the article row.
+
+    Newest stored first walks rowid order (the index's own order), so a page stops after `limit` rows
+    instead of ranking every match (a common term matches half the archive).
+    """
+    where, params = [f"{SEARCH_TABLE} MATCH ?"], [match]
+    likes, like_params = _likes(short_terms)
+    if likes:
+        where.append(f"EXISTS (SELECT 1 FROM articles a WHERE a.id = f.rowid AND {' AND '.join(likes)})")
+        params += like_params
+    topics, topic_params = _in_topic("f.rowid", topic)
+    return (f"SELECT f.rowid AS id FROM {SEARCH_TABLE} f WHERE {' AND '.join(where + topics)} "
+            "ORDER BY f.rowid DESC", params + topic_params)
+
+
+def _scan(source: str, row_id: str, terms: list[str], topic: str | None) -> tuple[str, list[Any]]:
+    """Ids of the articles of ``source`` (aliased `a`) holding every term, by LIKE, newest stored first."""
+    likes, params = _likes(terms)
+    topics, topic_params = _in_topic(row_id, topic)
+    return (f"SELECT {row_id} AS id FROM {source} WHERE {' AND '.join(likes + topics)} ORDER BY {row_id} DESC",
+            params + topic_params)
 
 
 def _snippet(text: str, terms: list[str]) -> str:

@@ -79,6 +79,10 @@ class SourcesTable(Database):
                                [source_id, max_failures])
         return {row[0] for row in cursor}
 
+    def retry_keys(self, source_id: str) -> set[str]:
+        """Keys of every post of a source with a retry row, given up on or not (a poll clears only these)."""
+        return {row[0] for row in self._execute("SELECT key FROM post_retries WHERE source_id = ?", [source_id])}
+
     def record_post_failures(self, source_id: str, failed: Iterable[tuple[str, str, str]], at: datetime) -> list[str]:
         """Remember posts (key, url, error) that failed, to retry them; returns the keys given up on just now."""
         given_up = []

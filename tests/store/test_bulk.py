@@ -50,3 +50,11 @@ def test_integrity_check_is_ok_on_a_sound_database(tmp_path):
     bulk_load(store, [(article(0), Classification())], {}, delivered=False)
     assert store.integrity_check() == "ok"
     store.close()
+
+
+def test_bulk_loaded_articles_are_indexed_for_search(tmp_path):
+    store = Store(tmp_path / "feedbot.db")
+    bulk_load(store, [(article(n), Classification()) for n in range(3)], {})
+    assert store.search_queue_length() == 0  # a benchmark's searches meet a complete index
+    assert len(store.search("履约周期").hits) == 3
+    store.close()

@@ -115,6 +115,7 @@ def test_migration_indexes_articles_already_stored(tmp_path: Path):
 
 def test_rebuild_restores_a_stale_index(store: Store):
     ids = _world(store)
+    assert store.index_pending() == 3  # indexed, no longer queued: the index alone answers
     store.db.execute("INSERT INTO articles_fts(articles_fts) VALUES ('delete-all')")  # as if damaged
     assert store.search("碳市场").hits == ()
     assert store.rebuild_search_index()
@@ -155,3 +156,99 @@ def test_channel_counts_pages_and_changes(store: Store):
     assert store.count_articles() == 3 and store.count_articles("carbon-market") == 2
     assert [a.id for a in store.articles("carbon-market", 1, 1)] == [ids["market"]]
     assert [a.id for a in store.articles_by_id([ids["market"], 999, ids["ccer"]])] == [ids["market"], ids["ccer"]]
+
+
+def index_consistent(store: Store) -> bool:
+    """FTS5's own check that the index holds exactly every article's current title and text, no stale words
+    (rank 1: compared with the articles; only true with nothing queued, as a queued article is not indexed)."""
+    try:
+        store.db.execute("INSERT INTO articles_fts(articles_fts, rank) VALUES ('integrity-check', 1)")
+    except sqlite3.DatabaseError:
+        return False
+    return True
+
+
+def drained(store: Store) -> bool:
+    """Index everything queued; True when the index then agrees with the articles exactly."""
+    while store.index_pending(limit=2):
+        pass
+    return store.search_queue_length() == 0 and index_consistent(store)
+
+
+def indexed_ids(store: Store) -> set[int]:
+    """The articles the index holds (FTS5 keeps one docsize row per indexed document)."""
+    return {r[0] for r in store.db.execute("SELECT id FROM articles_fts_docsize")}
+
+
+def test_a_new_article_is_found_while_queued_and_by_the_index_once_indexed(store: Store):
+    ids = _world(store)
+    assert store.search_queue_length() == 3 and indexed_ids(store) == set()  # the write only queued them
+    queued = store.search("碳市场")
+    assert queued.indexed and [h.article.id for h in queued.hits] == [ids["market"]]
+    assert f"{MARK_OPEN}碳市场{MARK_CLOSE}" in queued.hits[0].snippet
+    assert store.index_pending(limit=2) == 2 and store.search_queue_length() == 1
+    assert store.index_pending() == 1 and store.index_pending() == 0
+    assert indexed_ids(store) == set(ids.values()) and drained(store)
+    assert [h.article.id for h in store.search("碳市场").hits] == [ids["market"]]
+
+
+def test_indexed_and_queued_hits_page_together_newest_first(store: Store):
+    for n in range(7):
+        _save(store, 100 + n, f"碳配额分配 第{n}篇", "<p>配额分配方案。</p>", days=n,
+              topics=("carbon-market",) if n % 2 else ("adaptation-2035",))
+    store.index_pending(limit=3)  # the three oldest indexed, four still queued
+    pages = [store.search("碳配额", limit=3, offset=o) for o in (0, 3, 6)]
+    assert [p.has_more for p in pages] == [True, True, False]
+    titles = [h.article.title for page in pages for h in page.hits]
+    assert titles == [f"碳配额分配 第{n}篇" for n in reversed(range(7))]
+    assert [h.article.title for h in store.search("碳配额 第3", topic="carbon-market").hits] == ["碳配额分配 第3篇"]
+    assert [h.article.title for h in store.search("配额 第6", topic="adaptation-2035").hits] == ["碳配额分配 第6篇"]
+    assert store.search("碳配额", topic="climate-finance").hits == ()
+    while store.index_pending():
+        pass
+    assert [h.article.title for page in (store.search("碳配额", limit=3, offset=o) for o in (0, 3, 6))
+            for h in page.hits] == titles  # the same answer from the index alone
+
+
+def test_an_edit_or_a_delete_leaves_no_stale_words_whether_indexed_or_queued(store: Store):
+    art, cls = article(5, "原来的标题 甲烷排放", ("carbon-market",), NOW)
+    indexed_id = store.save_article(art, cls, {}, now=NOW).article_id
+    assert not index_consistent(store)  # the check sees a queued article missing from the index
+    assert drained(store)
+    store.save_article(edited(art, "新标题 氢能炼钢"), cls, {}, now=NOW)  # indexed: its old words go at once
+    assert store.search_queue_length() == 1
+    assert [h.article.title for h in store.search("氢能炼钢").hits] == ["新标题 氢能炼钢"]
+    assert drained(store)
+    queued_art, _ = article(6, "排队中的标题 碳汇林业", ("carbon-market",), NOW)
+    queued_id = store.save_article(queued_art, cls, {}, now=NOW).article_id
+    store.save_article(edited(queued_art, "排队中改过 蓝碳湿地"), cls, {}, now=NOW)  # queued: stays queued, once
+    assert store.search_queue_length() == 1
+    assert drained(store)  # (edited() changes the title only: the text keeps the old words)
+    assert [h.article.id for h in store.search("蓝碳湿地").hits] == [queued_id]
+    last_art, _ = article(7, "刚写入就删除 碳普惠", ("carbon-market",), NOW)
+    last_id = store.save_article(last_art, cls, {}, now=NOW).article_id
+    with store.transaction():  # one indexed, one queued
+        store.db.execute("DELETE FROM classifications WHERE article_id IN (?, ?)", [indexed_id, last_id])
+        store.db.execute("DELETE FROM articles WHERE id IN (?, ?)", [indexed_id, last_id])
+    assert store.search_queue_length() == 0 and index_consistent(store)
+    assert store.search("氢能炼钢").hits == () and store.search("碳普惠").hits == ()
+    assert indexed_ids(store) == {queued_id}
+
+
+def test_a_rebuild_indexes_everything_and_empties_the_queue(store: Store):
+    ids = _world(store)
+    assert store.search_queue_length() == 3
+    assert store.rebuild_search_index()
+    assert store.search_queue_length() == 0 and store.index_pending() == 0
+    assert indexed_ids(store) == set(ids.values()) and index_consistent(store)
+
+
+def test_without_an_index_nothing_is_queued(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(store_migrations, "trigram_supported", lambda conn: False)
+    store = Store(tmp_path / "old-sqlite.db")
+    try:
+        ids = _world(store)
+        assert store.index_pending() == 0 and store.search_queue_length() == 0
+        assert [h.article.id for h in store.search("碳市场").hits] == [ids["market"]]
+    finally:
+        store.close()
