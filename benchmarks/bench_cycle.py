@@ -1,6 +1,7 @@
 """Whole-process poll cycles against one loopback host: feedbot once vs newsboat, feedparser and rss2email.
 
 Run: .venv/bin/python benchmarks/bench_cycle.py                 (300 feeds × 20 entries, 50 ms; ~2 minutes)
+     .venv/bin/python benchmarks/bench_cycle.py --repeat 5      (feedbot and newsboat 5 times each, medians)
      .venv/bin/python benchmarks/bench_cycle.py --feeds 50      (smaller)
      .venv/bin/python benchmarks/bench_cycle.py --profile DIR   (also cProfile both feedbot cycles into DIR)
 
@@ -21,6 +22,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,6 +38,7 @@ PYTHON = sys.executable
 ENTRIES = 20
 RAISED = 100  # fetch.per_host's maximum (the connector's total limit is 100 too)
 RAISED_NAME = f"feedbot, per_host = {RAISED}"
+NEWSBOAT = "newsboat, reload-threads 100"
 FIRST_RATIO = f"first cycle, feedbot (per_host {RAISED}) / newsboat"
 AGAIN_RATIO = f"unchanged cycle, feedbot (per_host {RAISED}) / newsboat"
 
@@ -109,12 +112,15 @@ def _children() -> list[int]:
 # An installed feedbot has its bytecode compiled (pip does it): a PYTHONDONTWRITEBYTECODE in the benchmark's
 # environment would make every feedbot process compile its modules again.
 PYTHON_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+WORKERS: int | None = None  # [pipeline] workers; None leaves the default ("auto")
 KEEP: set[int] = set()  # children that are not pollers (the feed server)
 
 
 def feedbot_config(directory: Path, urls: list[str], per_host: int | None) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     lines = [f'state_dir = "{directory / "state"}"', "[web]", "enabled = false"]
+    if WORKERS is not None:
+        lines += ["[pipeline]", f"workers = {WORKERS}"]
     if per_host is not None:
         lines += ["[fetch]", f"per_host = {per_host}"]
     for n, url in enumerate(urls):
@@ -136,9 +142,18 @@ def run_feedbot(work: Path, urls: list[str], per_host: int | None, profile: Path
     return rows
 
 
+def median_rows(runs: list[list[tuple]]) -> list[tuple]:
+    """Per cycle, the median wall and the median CPU over the runs (exit code: the worst)."""
+    out = []
+    for cycle_rows in zip(*runs, strict=True):
+        out.append((cycle_rows[0][0], statistics.median(r[1] for r in cycle_rows),
+                    statistics.median(r[2] for r in cycle_rows), max((r[3] for r in cycle_rows), key=abs)))
+    return out
+
+
 def run_newsboat(work: Path, urls: list[str], threads: int) -> list[tuple]:
     home = work / "newsboat"
-    home.mkdir()
+    home.mkdir(parents=True)
     (home / "urls").write_text("\n".join(urls) + "\n")
     (home / "config").write_text(f"reload-threads {threads}\nuser-agent \"newsboat-bench\"\n")
     argv = ["newsboat", "-x", "reload", "-u", str(home / "urls"), "-c", str(home / "cache.db"),
@@ -168,7 +183,11 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--profile", metavar="DIR", type=Path, help="cProfile the feedbot cycles into DIR")
     parser.add_argument("--skip-peers", action="store_true", help="feedbot only")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of feedbot and newsboat (medians reported)")
+    parser.add_argument("--workers", type=int, help='feedbot\'s [pipeline] workers (default: "auto")')
     args = parser.parse_args()
+    global WORKERS
+    WORKERS = args.workers
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
 
@@ -187,11 +206,25 @@ def main() -> None:
         single = [PYTHON, "-m", "feedbot", "--config", str(feedbot_config(work / "single", urls[:1], None)), "once"]
         timed(single, ROOT, PYTHON_ENV)  # also writes the bytecode caches an installed feedbot has
         startup = min(timed(single, ROOT, PYTHON_ENV)[1] for _ in range(3))
-        results[RAISED_NAME] = run_feedbot(work, urls, RAISED, args.profile)
+        # feedbot and newsboat alternate --repeat times, each on a fresh state (the 2 cores are shared with
+        # other machines: a single run can be 30 % off); each cell is the median, each ratio the median of the
+        # runs' ratios.
+        newsboat = shutil.which("newsboat") and not args.skip_peers
+        runs: dict[str, list[list[tuple]]] = {RAISED_NAME: [], NEWSBOAT: []}
+        for n in range(args.repeat):
+            runs[RAISED_NAME].append(run_feedbot(work / f"run{n}", urls, RAISED, args.profile if n == 0 else None))
+            if newsboat:
+                runs[NEWSBOAT].append(run_newsboat(work / f"run{n}", urls, 100))
+            print(f"  run {n + 1}: " + "; ".join(
+                f"{name}: " + ", ".join(f"{c} {w:.2f} s / {cpu:.2f} s" for c, w, cpu, _ in rows[-1])
+                for name, rows in runs.items() if rows), file=sys.stderr)
+        results[RAISED_NAME] = median_rows(runs[RAISED_NAME])
+        if newsboat:
+            results[NEWSBOAT] = median_rows(runs[NEWSBOAT])
+            pair_ratios = {FIRST_RATIO: [fb[0][1] / nb[0][1] for fb, nb in zip(*runs.values(), strict=True)],
+                           AGAIN_RATIO: [fb[1][1] / nb[1][1] for fb, nb in zip(*runs.values(), strict=True)]}
         results["feedbot, default per_host"] = run_feedbot(work, urls, None, args.profile)
         if not args.skip_peers:
-            if shutil.which("newsboat"):
-                results["newsboat, reload-threads 100"] = run_newsboat(work, urls, 100)
             results["sequential feedparser.parse(url)"] = run_feedparser_loop(work, urls)
             if shutil.which("r2e"):
                 results["rss2email, run --no-send"] = run_rss2email(work, urls)
@@ -216,10 +249,9 @@ def main() -> None:
         print(f"{name:36}  {first_cell:>24}  {again_cell:>32}")
     fb = results[RAISED_NAME]
     ratios = {}
-    if "newsboat, reload-threads 100" in results:
-        nb = results["newsboat, reload-threads 100"]
-        ratios[FIRST_RATIO] = fb[0][1] / nb[0][1]
-        ratios[AGAIN_RATIO] = fb[1][1] / nb[1][1]
+    if NEWSBOAT in results:
+        ratios[FIRST_RATIO] = statistics.median(pair_ratios[FIRST_RATIO])
+        ratios[AGAIN_RATIO] = statistics.median(pair_ratios[AGAIN_RATIO])
     if "sequential feedparser.parse(url)" in results:
         loop = results["sequential feedparser.parse(url)"]
         ratios["sequential feedparser loop / feedbot first cycle"] = loop[0][1] / fb[0][1]

@@ -250,6 +250,8 @@ class Daemon(BackgroundLoops):
         """Poll every source, publish feeds, drain what the limits allow; exit 1 only when nothing could run."""
         try:
             await self.open(web=False)
+            if self.app.store.never_polled():  # entries are coming: start the workers while the fetches run
+                self.app.preparer.warm_up()
             reports = await asyncio.gather(*(self.poll(sid) for sid in self.app.source_configs))
             await self.rebuild_feeds(force=True)
             try:
@@ -271,6 +273,7 @@ class Daemon(BackgroundLoops):
             loop.add_signal_handler(signum, self.request_stop, signum)
         try:
             await self.open()
+            self.app.preparer.warm_up()  # a daemon prepares entries sooner or later: start its workers now
             await self.rebuild_feeds(force=True)  # a failure is recorded and retried by the feeds task, never fatal
             self._start_scheduler()
             self._tasks.append(asyncio.create_task(self._drain_loop(), name="drain"))

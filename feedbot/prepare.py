@@ -93,6 +93,13 @@ class Preparer:
         self._starting: asyncio.Future[ProcessPoolExecutor] | None = None
         self._closed = False
 
+    def warm_up(self) -> None:
+        """Start the worker processes in the background now, so the first batch does not wait for them."""
+        if self.workers > 0 and self._pool is None and self._starting is None and not self._closed:
+            self._starting = asyncio.ensure_future(asyncio.to_thread(self._new_pool))
+            # A failure is reported (and the thread path taken) by the run() that awaits it.
+            self._starting.add_done_callback(lambda f: f.cancelled() or f.exception())
+
     async def run(self, entries: Sequence[Entry], now: datetime) -> list[Outcome]:
         """Prepare a poll's entries; never raises for an item (its exception is its outcome)."""
         if not entries:

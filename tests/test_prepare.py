@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import threading
@@ -192,3 +193,26 @@ def test_a_daemon_killed_with_sigkill_leaves_no_worker_or_forkserver_behind(tmp_
                  and Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"}
         time.sleep(0.05)
     assert not alive, f"left running after the daemon's SIGKILL: {alive} (worker {worker}, forkserver {server})"
+
+
+async def test_warm_up_starts_the_workers_before_the_first_batch(topics):
+    preparer = Preparer(topics, workers=1)
+    try:
+        preparer.warm_up()
+        await asyncio.shield(preparer._starting)
+        pool = await preparer._ready()
+        assert len(pool._processes) == 1  # spawned by the warm-up, before any batch
+        got = await preparer.run(batch(2), NOW)
+        assert preparer._pool is pool and got == prepare_all(batch(2), topics, NOW)
+    finally:
+        preparer.close()
+
+
+async def test_a_preparer_closed_while_its_workers_start_stops_them(topics):
+    preparer = Preparer(topics, workers=1)
+    preparer.warm_up()
+    starting = preparer._starting
+    preparer.close()
+    with pytest.raises(RuntimeError, match="closed"):  # the start saw the close and shut its pool down
+        await starting
+    assert preparer._pool is None

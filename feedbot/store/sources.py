@@ -32,6 +32,10 @@ class SourcesTable(Database):
         rows = self._rows("SELECT * FROM sources WHERE id = ?", [source_id])
         return _source(rows[0]) if rows else None
 
+    def never_polled(self) -> int:
+        """How many sources have never been polled successfully (their first poll brings entries)."""
+        return self._execute("SELECT COUNT(*) FROM sources WHERE last_ok_at IS NULL").fetchone()[0]
+
     def source_states(self) -> list[SourceState]:
         """Every source's polling state."""
         return [_source(r) for r in self._rows("SELECT * FROM sources ORDER BY id")]
