@@ -358,9 +358,15 @@ def write_report(sections: dict[str, str], info: dict[str, str], command: str) -
     kept = {}
     if OUTPUT.exists():
         kept = {m.group("name"): m.group("body") for m in SECTION.finditer(OUTPUT.read_text(encoding="utf-8"))}
+    previous = list(kept)
     kept.update(sections)
     order = [b.name for b in BENCHMARKS] + ["drills"]
     order[order.index("scale") + 1:order.index("scale") + 1] = list(NOTES)
+    # A section run_all does not know (copied in by hand, e.g. "telegram") stays after the one it followed.
+    for i, name in enumerate(previous):
+        if name not in order:
+            after = next((p for p in reversed(previous[:i]) if p in order), None)
+            order.insert(order.index(after) + 1 if after else 0, name)
     head = [
         "# feedbot benchmarks and fault drills", "",
         f"Written by `{command}` (`make bench` runs it without options) on "
