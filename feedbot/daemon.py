@@ -249,8 +249,12 @@ class Daemon(BackgroundLoops):
     async def run_once(self) -> int:
         """Poll every source, publish feeds, drain what the limits allow; exit 1 only when nothing could run."""
         try:
+            # Entries are coming (a new state directory, or a source never polled): start the workers now, so
+            # they start while the database is created and the fetches run.
+            if not self.config.db_path.exists():
+                self.app.preparer.warm_up()
             await self.open(web=False)
-            if self.app.store.never_polled():  # entries are coming: start the workers while the fetches run
+            if self.app.store.never_polled():
                 self.app.preparer.warm_up()
             reports = await asyncio.gather(*(self.poll(sid) for sid in self.app.source_configs))
             await self.rebuild_feeds(force=True)
@@ -272,8 +276,8 @@ class Daemon(BackgroundLoops):
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop, signum)
         try:
-            await self.open()
             self.app.preparer.warm_up()  # a daemon prepares entries sooner or later: start its workers now
+            await self.open()
             await self.rebuild_feeds(force=True)  # a failure is recorded and retried by the feeds task, never fatal
             self._start_scheduler()
             self._tasks.append(asyncio.create_task(self._drain_loop(), name="drain"))

@@ -16,12 +16,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-import unicodedata
 import weakref
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
 from feedbot.model import Article, Classification, SaveResult, Target
+from feedbot.settings.fold import nfkc
 from feedbot.store import Store
 
 SHINGLE = 4  # characters: Chinese words are 1-4 characters, so 4-grams are specific yet survive edits
@@ -36,7 +36,7 @@ _NOISE = re.compile(r"[^\w]|_", re.UNICODE)
 
 def _flat(text: str) -> str:
     """The text as shingles are cut from it: NFKC, lower case, punctuation and spaces removed."""
-    return _NOISE.sub("", unicodedata.normalize("NFKC", text)).lower()
+    return _NOISE.sub("", nfkc(text)).lower()
 
 
 def shingles(text: str, k: int = SHINGLE) -> set[str]:

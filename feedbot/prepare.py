@@ -26,7 +26,8 @@ import traceback
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from datetime import datetime
+from datetime import UTC, datetime
+from multiprocessing import forkserver
 
 from feedbot.dedupe import signature
 from feedbot.model import Article, Classification, Entry
@@ -96,7 +97,17 @@ class Preparer:
     def warm_up(self) -> None:
         """Start the worker processes in the background now, so the first batch does not wait for them."""
         if self.workers > 0 and self._pool is None and self._starting is None and not self._closed:
-            self._starting = asyncio.ensure_future(asyncio.to_thread(self._new_pool))
+            try:
+                # The forkserver's imports then run on another core at once; the rest of the start (a fork,
+                # a ping) is quick. Left to the thread, the server started only when that thread got the
+                # GIL from a loop busy importing, fetching and parsing (0.36 s instead of 0.16 s, measured).
+                _forkserver_context()
+                forkserver.ensure_running()
+            except Exception:
+                pass
+            # Handed to a thread now (run_in_executor submits at once; to_thread would wait for the loop's next
+            # turn, after whatever synchronous start-up work, such as creating the database, follows).
+            self._starting = asyncio.get_running_loop().run_in_executor(None, self._new_pool)
             # A failure is reported (and the thread path taken) by the run() that awaits it.
             self._starting.add_done_callback(lambda f: f.cancelled() or f.exception())
 
@@ -164,8 +175,7 @@ class Preparer:
     def _new_pool(self) -> ProcessPoolExecutor:
         # forkserver: workers fork from a clean server process that imported this module and the classifier
         # once, never from the daemon itself (forking a process with threads and an event loop is unsafe).
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__, "feedbot.classify.scoring", "feedbot.sources.normalize"])
+        context = _forkserver_context()
         pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker,
                                    initargs=(self.topics, os.getpid()))
         try:
@@ -192,12 +202,24 @@ class Preparer:
             self._pool = None
 
 
+def _forkserver_context() -> multiprocessing.context.ForkServerContext:
+    """The forkserver context, its server preloading this module and the classifier (imported once, there)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__, "feedbot.classify.scoring", "feedbot.sources.normalize"])
+    return context
+
+
 _TOPICS: Mapping[str, TopicRules] | None = None  # a worker's rules, sent once when it starts
+# Prepared once by a new worker before it counts as started: the rules compiled, the lazily built tables
+# and imports loaded, so the first real batch (on a first cycle's critical path) does not pay for them.
+_WARM_UP = Entry(source_id="warm-up", key="warm-up", url="https://example.org/warm-up", title="全国碳市场 warm-up",
+                 body_html="<p>全国碳排放权交易市场，ＣＣＥＲ（自愿减排）。</p>")
 
 
 def _init_worker(topics: Mapping[str, TopicRules], daemon_pid: int) -> None:
     global _TOPICS
     _TOPICS = topics
+    prepare_all([_WARM_UP], topics, datetime.now(UTC))
     # Ctrl-C in a terminal reaches the whole process group: the daemon stops its workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with, args=(daemon_pid,), name="feedbot-daemon-watch", daemon=True).start()

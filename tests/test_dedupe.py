@@ -95,6 +95,18 @@ def _signature_before_the_early_exit(text: str) -> bytes | None:
     return (h[:, None] * a + b).min(axis=0).astype("<u8").tobytes()
 
 
+def test_shingles_are_cut_from_the_nfkc_text_without_punctuation_in_lower_case():
+    import unicodedata
+
+    rng = random.Random(3)
+    alphabet = list("碳市场，。！：；（）ＡＢｃ１２ETS Ü\u3000\u00a0e\u0301\u212b\ufb01\u2460\u3300\U0001d400_-")
+    for _ in range(2_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+        expected = "".join(c for c in unicodedata.normalize("NFKC", text) if c.isalnum()).lower()
+        assert dedupe._flat(text) == expected, ascii(text)
+    assert dedupe._flat("全国碳市场，ＣＣＥＲ（自愿减排）") == "全国碳市场ccer自愿减排"
+
+
 def test_the_signature_is_the_same_with_the_early_exit_for_short_and_long_texts():
     rng = random.Random(5)
     wide = [chr(c) for c in range(0x4E00, 0x4E00 + 3000)]

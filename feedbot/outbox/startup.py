@@ -75,7 +75,7 @@ def guard_backlog(store: Store, target: Target, topic: str, max_backlog: int, ou
     if (state is None or state.healthy_at is None) and store.delivery_total(target) == 0:
         for article in reversed(store.articles(topic, limit=max_backlog)):
             seeded += store.enqueue(article.id, topic, target, now)
-    pending = store.deliveries(target=target, statuses=("pending",))
+    pending = store.delivery_ids(target=target, statuses=("pending",))
     reason = None
     if len(pending) > max_backlog:
         if store.sent_count(target) == 0:
@@ -89,7 +89,7 @@ def guard_backlog(store: Store, target: Target, topic: str, max_backlog: int, ou
                           f"after {hours:.1f} h without sending")
     if reason:
         old = pending[: len(pending) - max_backlog]
-        store.mark_dropped([d.id for d in old], reason=reason)
+        store.mark_dropped(old, reason=reason)
         dropped += len(old)
         log.info(
             "%s: %s: dropped %d old message(s) (%s); they stay in the feeds",

@@ -194,11 +194,17 @@ class Database:
         """Close the connection (checkpointing the WAL)."""
         self.db.conn.close()
 
-    # Every statement goes through these two, so every sqlite3 error becomes a StateError here.
+    # Every statement goes through these three, so every sqlite3 error becomes a StateError here.
 
     def _execute(self, sql: str, params: Params = ()) -> sqlite3.Cursor:
         try:
             return self.db.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise StateError(f"{self.path}: {_describe(exc)}") from exc
+
+    def _executemany(self, sql: str, rows: Iterable[Params]) -> sqlite3.Cursor:
+        try:
+            return self.db.conn.executemany(sql, rows)
         except sqlite3.Error as exc:
             raise StateError(f"{self.path}: {_describe(exc)}") from exc
 

@@ -23,20 +23,13 @@ class DeliveriesTable(Database):
     def deliveries(self, *, target: Target | str | None = None, statuses: Iterable[str] = ("pending",),
                    due_before: datetime | None = None, limit: int | None = None) -> list[Delivery]:
         """Outbox rows, oldest article first (publication time, then arrival)."""
-        statuses = list(statuses)
-        where = [f"d.status IN ({', '.join('?' * len(statuses))})"]
-        params: list[Any] = [*statuses]
-        if target is not None:
-            where.append("d.target = ?")
-            params.append(key_of(target))
-        if due_before is not None:
-            where.append("(d.next_attempt_at IS NULL OR d.next_attempt_at <= ?)")
-            params.append(to_db(due_before))
-        sql = ("SELECT d.* FROM deliveries d JOIN articles a ON a.id = d.article_id WHERE " + " AND ".join(where)
-               + " ORDER BY COALESCE(a.published_at, a.first_seen_at), a.id, d.id")
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
+        sql, params = _outbox_query("d.*", target, statuses, due_before, limit)
         return [_delivery(r) for r in self._rows(sql, params)]
+
+    def delivery_ids(self, *, target: Target | str | None = None, statuses: Iterable[str] = ("pending",)) -> list[int]:
+        """The ids of the rows ``deliveries`` gives, in its order, without building them (the backlog guard)."""
+        sql, params = _outbox_query("d.id", target, statuses, None, None)
+        return [row[0] for row in self._execute(sql, params)]
 
     def delivery(self, delivery_id: int) -> Delivery | None:
         """One outbox row."""
@@ -79,9 +72,8 @@ class DeliveriesTable(Database):
         """Not to be sent (e.g. the backlog guard); the articles stay in the feeds."""
         ids = list(delivery_ids)
         with self.transaction():
-            for did in ids:
-                self._execute("UPDATE deliveries SET status = 'dropped', last_error = ? WHERE id = ? "
-                                "AND status = 'pending'", [reason, did])
+            self._executemany("UPDATE deliveries SET status = 'dropped', last_error = ? WHERE id = ? "
+                              "AND status = 'pending'", [(reason, did) for did in ids])
         return len(ids)
 
     def drop_pending_of_kind(self, kind: str, *, reason: str) -> int:
@@ -223,3 +215,21 @@ def target_of(key: str) -> Target:
     if hash_ and not thread.isdigit():
         raise ValueError(f"not a target key: {key!r} (the thread after # must be a number)")
     return Target(kind, address, int(thread) if hash_ else None)
+
+
+def _outbox_query(columns: str, target: Target | str | None, statuses: Iterable[str], due_before: datetime | None,
+                  limit: int | None) -> tuple[str, list[Any]]:
+    statuses = list(statuses)
+    where = [f"d.status IN ({', '.join('?' * len(statuses))})"]
+    params: list[Any] = [*statuses]
+    if target is not None:
+        where.append("d.target = ?")
+        params.append(key_of(target))
+    if due_before is not None:
+        where.append("(d.next_attempt_at IS NULL OR d.next_attempt_at <= ?)")
+        params.append(to_db(due_before))
+    sql = (f"SELECT {columns} FROM deliveries d JOIN articles a ON a.id = d.article_id WHERE " + " AND ".join(where)
+           + " ORDER BY COALESCE(a.published_at, a.first_seen_at), a.id, d.id")
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return sql, params

@@ -1,11 +1,11 @@
-"""fold_text, the classifier's fast fold of a whole article, folds exactly as fold does."""
+"""fold_text and nfkc, the fast fold and NFKC of a whole article, give exactly what fold and NFKC give."""
 
 from __future__ import annotations
 
 import random
 import unicodedata
 
-from feedbot.settings.fold import _nfkc_changing, fold, fold_text
+from feedbot.settings.fold import _nfkc_changing, fold, fold_text, nfkc
 
 # Characters where NFKC does more than map one character: combining marks that compose with the letter
 # before them, conjoining Hangul jamo that compose into syllables (and the compatibility jamo that NFKC
@@ -21,6 +21,8 @@ def test_every_bmp_character_folds_the_same():
     chars = [chr(code) for code in range(0x10000) if not 0xD800 <= code <= 0xDFFF]
     assert [fold_text(c) for c in chars] == [fold(c) for c in chars]
     assert fold_text("".join(chars)) == fold("".join(chars))
+    assert [nfkc(c) for c in chars] == [unicodedata.normalize("NFKC", c) for c in chars]
+    assert nfkc("".join(chars)) == unicodedata.normalize("NFKC", "".join(chars))
 
 
 def test_random_mixes_of_the_tricky_characters_fold_the_same():
@@ -30,6 +32,7 @@ def test_random_mixes_of_the_tricky_characters_fold_the_same():
     for _ in range(20_000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12)))
         assert fold_text(text) == fold(text), ascii(text)
+        assert nfkc(text) == unicodedata.normalize("NFKC", text), ascii(text)
 
 
 def test_the_table_is_every_bmp_character_nfkc_changes():
