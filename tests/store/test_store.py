@@ -158,6 +158,19 @@ def test_pending_console_deliveries_can_be_dropped_by_kind(store):
         ("console:carbon-market", "dropped"), ("telegram:@cm", "pending")]
 
 
+def test_delivery_ids_are_the_ids_of_the_outbox_rows_in_their_order(store):
+    # Published out of arrival order: the outbox goes by publication time, then arrival.
+    for n, day in enumerate((5, 1, 3, 1)):
+        store.save_article(make_article(f"k{n}", published_at=datetime(2022, 3, day, tzinfo=CST)),
+                           verdict("carbon-market"), {"carbon-market": ["telegram:@cm", "telegram:@cf"]})
+    rows = store.deliveries(target="telegram:@cm", statuses=("pending",))
+    assert [r.article_id for r in rows] == [2, 4, 3, 1]
+    assert store.delivery_ids(target="telegram:@cm", statuses=("pending",)) == [r.id for r in rows]
+    assert store.mark_dropped([rows[0].id, rows[1].id], reason="backlog") == 2
+    assert [r.article_id for r in store.deliveries(target="telegram:@cm")] == [3, 1]
+    assert len(store.delivery_ids(statuses=("pending",))) == 6  # the other chat's rows are untouched
+
+
 def test_sqlite_errors_become_state_errors_that_say_what_happened(tmp_path):
     store = Store(tmp_path / "feedbot.db")
     other = sqlite3.connect(tmp_path / "feedbot.db", timeout=0)
