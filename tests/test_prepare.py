@@ -216,3 +216,23 @@ async def test_a_preparer_closed_while_its_workers_start_stops_them(topics):
     with pytest.raises(RuntimeError, match="closed"):  # the start saw the close and shut its pool down
         await starting
     assert preparer._pool is None
+
+
+async def test_once_on_a_new_state_dir_starts_the_workers_before_it_creates_the_database(tmp_path, monkeypatch):
+    from feedbot.daemon import Daemon
+
+    config = parse_config({"state_dir": str(tmp_path / "state"), "pipeline": {"workers": 1},
+                           "web": {"enabled": False},
+                           # a closed loopback port: the poll fails at once, the run ends
+                           "sources": [{"id": "s", "kind": "feed", "url": "http://127.0.0.1:9/feed.xml"}]},
+                          None, {})
+    seen: list[bool] = []
+    warm_up = Preparer.warm_up
+
+    def recording(self):  # what the warm-up found on disk: the database not yet created
+        seen.append(config.db_path.exists())
+        warm_up(self)
+
+    monkeypatch.setattr(Preparer, "warm_up", recording)
+    assert await Daemon(config, {}).run_once() == 1  # every source failed
+    assert seen and seen[0] is False
