@@ -217,14 +217,21 @@ def target_of(key: str) -> Target:
     return Target(kind, address, int(thread) if hash_ else None)
 
 
-def _outbox_query(columns: str, target: Target | str | None, statuses: Iterable[str], due_before: datetime | None,
-                  limit: int | None) -> tuple[str, list[Any]]:
+def status_and_target(statuses: Iterable[str], target: Target | str | None, *, status_column: str,
+                      target_column: str) -> tuple[list[str], list[Any]]:
+    """The WHERE terms (and their parameters) of an outbox query: one of these statuses, and this target if any."""
     statuses = list(statuses)
-    where = [f"d.status IN ({', '.join('?' * len(statuses))})"]
+    where = [f"{status_column} IN ({', '.join('?' * len(statuses))})"]
     params: list[Any] = [*statuses]
     if target is not None:
-        where.append("d.target = ?")
+        where.append(f"{target_column} = ?")
         params.append(key_of(target))
+    return where, params
+
+
+def _outbox_query(columns: str, target: Target | str | None, statuses: Iterable[str], due_before: datetime | None,
+                  limit: int | None) -> tuple[str, list[Any]]:
+    where, params = status_and_target(statuses, target, status_column="d.status", target_column="d.target")
     if due_before is not None:
         where.append("(d.next_attempt_at IS NULL OR d.next_attempt_at <= ?)")
         params.append(to_db(due_before))

@@ -9,7 +9,7 @@ from typing import Any
 from feedbot.clock import utcnow
 from feedbot.model import DigestPart, StoredArticle, Target
 from feedbot.store.db import Database, to_db
-from feedbot.store.deliveries import key_of, target_of
+from feedbot.store.deliveries import key_of, status_and_target, target_of
 
 
 class DigestsTable(Database):
@@ -70,12 +70,7 @@ class DigestsTable(Database):
 
     def digest_parts(self, target: Target | None = None, statuses: Iterable[str] = ("pending",)) -> list[DigestPart]:
         """Digest messages, oldest period first, parts in order."""
-        statuses = list(statuses)
-        where = [f"p.status IN ({', '.join('?' * len(statuses))})"]
-        params: list[Any] = [*statuses]
-        if target is not None:
-            where.append("d.target = ?")
-            params.append(key_of(target))
+        where, params = status_and_target(statuses, target, status_column="p.status", target_column="d.target")
         return [_part(r) for r in self._rows(
             "SELECT p.*, d.target, d.topic, d.period FROM digest_parts p JOIN digests d ON d.id = p.digest_id "
             f"WHERE {' AND '.join(where)} ORDER BY d.period_end, d.id, p.part", params)]
