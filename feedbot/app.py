@@ -7,6 +7,7 @@ are built on first use, so a command that needs no database (``classify``) opens
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import threading
@@ -15,18 +16,20 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from feedbot import __version__
 from feedbot.clock import utcnow
 from feedbot.errors import FeedbotError, StateError
 from feedbot.model import Classification, Entry, Target
 from feedbot.outbox import CONSOLE, DrainStats, digest_targets_for, targets_for
 from feedbot.outbox.targets import find_targets
 from feedbot.pipeline import PollReport, backfill, poll_source, reclassify_stored, record_failure
-from feedbot.prepare import Preparer, auto_workers
+from feedbot.prepare import Preparer
 from feedbot.publish import feeds
 from feedbot.settings.config import Config, SourceConfig
 from feedbot.sources import Source, make_source
 from feedbot.store import Store
 from feedbot.store.lock import StateDirLock
+from feedbot.workers import worker_count
 
 # What only some commands use is imported where it is used: `feedbot once` on unchanged sources loads no
 # classifier, and commands that touch no network (status, classify) load no HTTP client.
@@ -37,6 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("feedbot")
 TAG_AUTHORITY_KEY = "feeds.tag_authority"
+FEEDS_BUILT_KEY = "feeds.built"  # the token of the last rebuild, so a `once` with nothing new skips it
 READER_CLOSE_WAIT = 5.0  # seconds a close waits for a feed rebuild thread to let go of its connection
 LOOP_WRITE_WAIT = 10.0  # seconds a rebuild thread waits for the loop to make its write
 
@@ -64,6 +68,7 @@ class App:
         self._publisher_built = False
         self.last_plan: Any = None  # what the last drain's digest planning recorded (PlanStats)
         self._reader: Store | None = None  # the feed rebuild thread's own connection
+        self._feeds_fingerprint: str | None = None
         self._reader_lock = threading.Lock()
 
     async def __aenter__(self) -> App:
@@ -146,8 +151,7 @@ class App:
     def preparer(self) -> Preparer:
         """Where polls normalize and classify: worker processes on spare cores, else a thread."""
         if self._preparer is None:
-            workers = self.config.pipeline.workers
-            self._preparer = Preparer(self.config.topics, auto_workers() if workers is None else workers)
+            self._preparer = Preparer(self.config.topics, worker_count(self.config.pipeline.workers))
         return self._preparer
 
     @property
@@ -229,19 +233,38 @@ class App:
         article set aside) runs back on the loop's connection.
         """
         authority = self.tag_authority()  # may write once: on the loop's connection
+        fingerprint = self.feeds_fingerprint()
         loop = asyncio.get_running_loop()
 
         def work() -> tuple[str, list | None]:
             with self._reader_lock:
                 if self._reader is None:
                     self._reader = self.open_reader()
-                token = self._reader.last_change()
+                token = f"{self._reader.last_change()}|{fingerprint}"
                 if token == skip_if:
                     return token, None
                 return token, feeds.rebuild_all(_ReadHereWriteOnLoop(self._reader, self.store, loop),
                                                 self.config, authority)
 
         return await asyncio.to_thread(work)
+
+    def feeds_fingerprint(self) -> str:
+        """What decides the feed files besides the stored articles: this feedbot, its configuration, the rules."""
+        if self._feeds_fingerprint is None:
+            settings = json.dumps(self.config.as_dict(), sort_keys=True, ensure_ascii=False, default=str)
+            rules = repr(sorted(self.config.topics.items()))  # tuples and frozen dataclasses: a stable repr
+            self._feeds_fingerprint = hashlib.sha256(f"{__version__}\0{settings}\0{rules}".encode()).hexdigest()[:16]
+        return self._feeds_fingerprint
+
+    def built_feeds_token(self) -> str | None:
+        """The recorded token of the last rebuild, if every file it wrote is still there (else None: rebuild)."""
+        token = self.store.get_meta(FEEDS_BUILT_KEY)
+        return token if token is not None and feeds.all_written(self.config) else None
+
+    def record_feeds_built(self, token: str) -> None:
+        """Record the token a rebuild wrote the feeds at (a later run with the same token need not rebuild)."""
+        if self.store.get_meta(FEEDS_BUILT_KEY) != token:
+            self.store.set_meta(FEEDS_BUILT_KEY, token)
 
     def tag_authority(self) -> str:
         """The authority of every feed entry id, fixed the first time feeds are built (ids survive a new base_url).

@@ -11,18 +11,20 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 import click
 
 from feedbot import __version__
-from feedbot.app import App
-from feedbot.daemon import Daemon
 from feedbot.errors import FeedbotError
 from feedbot.ops.logs import setup_logging
 from feedbot.settings.config import Config, find_config, load_config, parse_config
 from feedbot.settings.paths import check_state_dir
 from feedbot.settings.secrets import redact
+from feedbot.workers import start_server, worker_count
+
+if TYPE_CHECKING:
+    from feedbot.app import App
 
 EXIT_USAGE = 2  # bad configuration or arguments: nothing was written
 
@@ -81,6 +83,7 @@ def _run(coroutine: Any) -> Any:
 def with_app(state: CliState, config: Config, work: Callable[[App], Any], *, read_only: bool = False,
              exclusive: bool = True) -> Any:
     """Open the App's state, run ``work`` (no event loop needed), close it; a FeedbotError exits 1."""
+    from feedbot.app import App
     try:
         with App(config, state.env, read_only=read_only, exclusive=exclusive) as app:
             return work(app)
@@ -90,6 +93,7 @@ def with_app(state: CliState, config: Config, work: Callable[[App], Any], *, rea
 
 def with_app_async(state: CliState, config: Config, work: Callable[[App], Awaitable[Any]]) -> Any:
     """Open the App in an event loop (network work), await ``work``, close everything; a FeedbotError exits 1."""
+    from feedbot.app import App
 
     async def session() -> Any:
         async with App(config, state.env) as app:
@@ -165,6 +169,9 @@ def run(state: CliState) -> None:
     """Run the daemon: poll on schedule, publish feeds and Telegram messages, serve the web pages."""
     config = state.config(state_dir="create")
     _start_logging(state, config)
+    start_server(worker_count(config.pipeline.workers))  # a daemon prepares entries sooner or later
+    from feedbot.daemon import Daemon  # the commands' import stays light; the workers' server starts first
+
     sys.exit(_run(Daemon(config, state.env).run_forever()))
 
 
@@ -174,6 +181,10 @@ def once(state: CliState) -> None:
     """Run one full cycle (poll every source, classify, publish, drain) and exit."""
     config = state.config(state_dir="create")
     _start_logging(state, config)
+    if not config.db_path.exists():  # a first cycle: entries are coming (an unchanged one starts no workers)
+        start_server(worker_count(config.pipeline.workers))
+    from feedbot.daemon import Daemon  # the commands' import stays light; the workers' server starts first
+
     sys.exit(_run(Daemon(config, state.env).run_once()))
 
 
@@ -265,6 +276,8 @@ def unblock(state: CliState, target: str | None) -> None:
 @click.pass_obj
 def classify(state: CliState, file: str | None) -> None:
     """Classify JSON-lines articles from FILE or stdin; one JSON line out per article."""
+    from feedbot.app import App
+
     app = App(state.rules_config())  # touches no state: nothing is opened
     name = file if file and file != "-" else "<stdin>"
     try:
@@ -287,6 +300,8 @@ def classify(state: CliState, file: str | None) -> None:
 @click.pass_obj
 def evaluate(state: CliState, corpora: tuple[str, ...], as_json: bool, errors: bool) -> None:
     """Precision, recall and F1 per topic on labelled corpora, with the confusion."""
+    from feedbot.app import App
+
     try:
         output = App(state.rules_config()).evaluate(corpora, as_json=as_json, errors=errors)
     except FeedbotError as exc:
@@ -325,6 +340,8 @@ def sources() -> None:
 @click.pass_obj
 def import_sources(state: CliState, file: str, write: bool) -> None:
     """[[sources]] blocks for the feeds of an OPML file (those not configured yet)."""
+    from feedbot.app import App
+
     config = state.rules_config()
     try:
         blocks = App(config).import_opml(file)  # reads the file only: no state is opened

@@ -154,19 +154,34 @@ class Daemon(BackgroundLoops):
             self.kick.set()
         self.notifier.status(self.status_line())
 
-    async def rebuild_feeds(self, *, force: bool = False) -> int:
+    async def rebuild_feeds(self, *, force: bool = False, since_recorded: bool = False) -> int:
         """Rewrite the feed files whose content changed, in a worker thread (polls and the watchdog go on);
-        a failure is recorded (task_failed), never raised."""
-        skip_if = None if force or "feeds" in self.task_errors else self._feeds_token
+        a failure is recorded (task_failed), never raised.
+
+        Skipped when nothing changed since the last rebuild of this process, or with ``since_recorded``
+        since the last one recorded in the store (by any run); ``force`` always rebuilds.
+        """
+        if force or "feeds" in self.task_errors:
+            skip_if = None
+        elif since_recorded:
+            skip_if = self.app.built_feeds_token()
+        else:
+            skip_if = self._feeds_token
         try:
             token, changed = await self.app.rebuild_feeds_off_loop(skip_if=skip_if)
         except Exception as exc:  # e.g. the disk is full: keep the old feeds, retry later
             self.task_failed("feeds", exc)
             return 0
-        self.task_ok("feeds")
         self._feeds_token = token
         if changed is None:
+            log.debug("feeds: nothing changed since they were last written; not rebuilt")
+            self.task_ok("feeds")
             return 0
+        try:
+            self.app.record_feeds_built(token)
+        except StateError as exc:  # the feeds are written; the next `once` merely rebuilds them again
+            log.warning("feeds: rebuilt, but not recorded as such: %s", exc)
+        self.task_ok("feeds")
         if changed:
             log.info("feeds: %d file(s) rewritten in %s", len(changed), self.config.feeds_dir)
         return len(changed)
@@ -257,7 +272,8 @@ class Daemon(BackgroundLoops):
             if self.app.store.never_polled():
                 self.app.preparer.warm_up()
             reports = await asyncio.gather(*(self.poll(sid) for sid in self.app.source_configs))
-            await self.rebuild_feeds(force=True)
+            # Nothing new since the feeds were last written (by any run): the files are already right.
+            await self.rebuild_feeds(since_recorded=True)
             try:
                 await self.drain(budget=ONCE_DRAIN_BUDGET)
             except Exception as exc:  # logged and counted like the daemon's rounds; the next run retries

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import os
 import pickle
 import select
@@ -27,12 +26,12 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
-from multiprocessing import forkserver
 
 from feedbot.dedupe import signature
 from feedbot.model import Article, Classification, Entry
 from feedbot.settings.topics import TopicRules
 from feedbot.sources.edge import clean_entry
+from feedbot.workers import context, start_server
 
 log = logging.getLogger("feedbot.prepare")
 
@@ -41,7 +40,6 @@ Outcome = Prepared | Exception
 # A batch whose items keep killing fresh workers stops being retried after this many deaths (the rest are
 # quarantined and retried by the quarantine's own backoff).
 MAX_DEATHS_PER_BATCH = 3
-MAX_AUTO_WORKERS = 4
 
 
 def prepare(entry: Entry, topics: Mapping[str, TopicRules], now: datetime) -> tuple[Article, Classification]:
@@ -64,13 +62,6 @@ def prepare_all(entries: Sequence[Entry], topics: Mapping[str, TopicRules], now:
         except Exception as exc:
             out.append(exc)
     return out
-
-
-def auto_workers(cpus: int | None = None) -> int:
-    """Worker processes for ``workers = "auto"``: one per core beyond the event loop's, at most four."""
-    cpus = cpus if cpus is not None else len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
-        else (os.cpu_count() or 1)
-    return max(0, min(cpus - 1, MAX_AUTO_WORKERS))
 
 
 class WorkerDied(Exception):
@@ -97,14 +88,11 @@ class Preparer:
     def warm_up(self) -> None:
         """Start the worker processes in the background now, so the first batch does not wait for them."""
         if self.workers > 0 and self._pool is None and self._starting is None and not self._closed:
-            try:
-                # The forkserver's imports then run on another core at once; the rest of the start (a fork,
-                # a ping) is quick. Left to the thread, the server started only when that thread got the
-                # GIL from a loop busy importing, fetching and parsing (0.36 s instead of 0.16 s, measured).
-                _forkserver_context()  # sets the preload list the server is started with
-                forkserver.ensure_running()
-            except Exception:
-                pass
+            # The forkserver's imports then run on another core at once; the rest of the start (a fork,
+            # a ping) is quick. Left to the thread, the server started only when that thread got the
+            # GIL from a loop busy importing, fetching and parsing (0.36 s instead of 0.16 s, measured).
+            # (`feedbot run` and a first `once` start it even sooner, before importing the daemon.)
+            start_server(self.workers)
             # Handed to a thread now (run_in_executor submits at once; to_thread would wait for the loop's next
             # turn, after whatever synchronous start-up work, such as creating the database, follows).
             self._starting = asyncio.get_running_loop().run_in_executor(None, self._new_pool)
@@ -175,8 +163,7 @@ class Preparer:
     def _new_pool(self) -> ProcessPoolExecutor:
         # forkserver: workers fork from a clean server process that imported this module and the classifier
         # once, never from the daemon itself (forking a process with threads and an event loop is unsafe).
-        context = _forkserver_context()
-        pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker,
+        pool = ProcessPoolExecutor(self.workers, mp_context=context(), initializer=_init_worker,
                                    initargs=(self.topics, os.getpid()))
         try:
             for ping in [pool.submit(_ping) for _ in range(self.workers)]:  # spawns every worker here, not on the loop
@@ -200,13 +187,6 @@ class Preparer:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
-
-
-def _forkserver_context() -> multiprocessing.context.ForkServerContext:
-    """The forkserver context, its server preloading this module and the classifier (imported once, there)."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__, "feedbot.classify.scoring", "feedbot.sources.normalize"])
-    return context
 
 
 _TOPICS: Mapping[str, TopicRules] | None = None  # a worker's rules, sent once when it starts

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import httpx
 
 from feedbot.daemon import FAILED_POLLS_UNHEALTHY, Daemon
@@ -65,3 +67,31 @@ async def test_once_polls_classifies_writes_feeds_and_prints_messages(tmp_path, 
     for topic in ("carbon-market", "adaptation-2035", "climate-finance", "carbon-manager", "all"):
         for ext in ("xml", "atom", "json"):
             assert (config.feeds_dir / f"{topic}.{ext}").stat().st_size > 0
+
+
+async def test_once_with_nothing_new_skips_the_rebuild_unless_a_feed_is_missing_or_the_config_changed(tmp_path, caplog):
+    skipped = "feeds: nothing changed since they were last written; not rebuilt"
+    caplog.set_level(logging.DEBUG, logger="feedbot")
+    async with SampleSite() as site:
+        config = config_for(site, tmp_path)
+        assert await Daemon(config, {}).run_once() == 0
+        assert skipped not in caplog.text
+        caplog.clear()
+        assert await Daemon(config, {}).run_once() == 0  # the site answers as before: nothing new
+        assert skipped in caplog.text
+        # A feed file deleted by hand is written again, though nothing new came in.
+        (config.feeds_dir / "carbon-market.atom").unlink()
+        caplog.clear()
+        assert await Daemon(config, {}).run_once() == 0
+        assert skipped not in caplog.text
+        assert b"<feed" in (config.feeds_dir / "carbon-market.atom").read_bytes()
+        # A new base_url is in the links of the feeds at the next run, though nothing new came in.
+        moved = parse_config({
+            "state_dir": str(tmp_path / "state"), "web": {"listen": "127.0.0.1:0", "base_url": "http://moved.test"},
+            "fetch": {"delay": "0.01s"},
+            "sources": [{"id": "hjb", "kind": "jekyll", "url": site.category_url, "interval": "1m",
+                         "backfill": "all"}]}, None, {})
+        caplog.clear()
+        assert await Daemon(moved, {}).run_once() == 0
+        assert skipped not in caplog.text
+        assert "http://moved.test" in (config.feeds_dir / "all.json").read_text(encoding="utf-8")

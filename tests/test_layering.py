@@ -16,7 +16,7 @@ STAGES = (
     ("feedbot.sources",),
     ("feedbot.store",),
     ("feedbot.classify",),
-    ("feedbot.pipeline", "feedbot.prepare", "feedbot.dedupe"),
+    ("feedbot.pipeline", "feedbot.prepare", "feedbot.dedupe", "feedbot.workers"),
     ("feedbot.outbox",),
     ("feedbot.publish",),
     ("feedbot.web",),

@@ -189,3 +189,21 @@ async def test_keys_stored_by_another_connection_after_the_cache_was_read_are_st
     assert store.article_counts()["all"] == 3
     assert [d.article_id for d in store.deliveries()] == [store.stored_id("src", "k3")]
     store.close()
+
+
+async def test_a_poll_that_brought_nothing_commits_without_an_fsync_and_one_with_articles_with_it(tmp_path):
+    config, store = setup(tmp_path)
+    store.db.conn.execute("PRAGMA synchronous = FULL")  # what the connection's default is, said out loud
+    _, nothing = await traced_poll(config, store, ListSource(()))
+    _, articles = await traced_poll(config, store, ListSource((entry("k1"),)))
+    # Bookkeeping only (when checked, the same validators): a power cut may lose it, a crash cannot.
+    begin = nothing.index("BEGIN IMMEDIATE")
+    assert nothing[begin - 1] == "PRAGMA synchronous = NORMAL"
+    assert nothing[nothing.index("COMMIT") + 1] == "PRAGMA synchronous = 2"  # FULL again for the next write
+    assert not [s for s in articles if s.startswith("PRAGMA synchronous")]  # an article's poll: fsynced
+    assert store.db.conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+    # Committed all the same: another connection reads the poll's bookkeeping.
+    other = sqlite3.connect(config.db_path)
+    assert other.execute("SELECT etag, last_ok_at IS NOT NULL FROM sources WHERE id = 'src'").fetchone() == ('"v1"', 1)
+    other.close()
+    store.close()

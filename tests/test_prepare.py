@@ -14,7 +14,7 @@ from types import MappingProxyType
 import pytest
 
 from feedbot.model import Entry
-from feedbot.prepare import Preparer, RemoteTraceback, WorkerDied, auto_workers, prepare_all
+from feedbot.prepare import Preparer, RemoteTraceback, WorkerDied, prepare_all
 from feedbot.settings.config import parse_config
 
 NOW = datetime(2024, 6, 3, 4, tzinfo=UTC)
@@ -127,10 +127,6 @@ async def test_close_stops_the_worker_processes(topics):
         for _ in range(100):  # shutdown(wait=True) joined it; give /proc a moment regardless
             os.kill(pid, 0)
             time.sleep(0.05)
-
-
-def test_auto_workers_leaves_a_core_to_the_event_loop():
-    assert [auto_workers(n) for n in (1, 2, 3, 8, 64)] == [0, 1, 2, 4, 4]
 
 
 def test_the_workers_key_is_validated(tmp_path):

@@ -129,4 +129,6 @@ def test_once_without_sources_opens_no_http_client(tmp_path):
 
 def test_importing_the_command_imports_no_client_or_feed_writer(tmp_path):
     modules = imported_by("import feedbot.cli\nimport feedbot.__main__\n", tmp_path)
-    assert heavy(modules, ("aiohttp", "feedgen", "feedbot.sources.feed", "feedbot.ops.status")) == []
+    # Nor the App: `run` and a first `once` start the workers' server before importing it (feedbot.workers).
+    assert heavy(modules, ("aiohttp", "feedgen", "feedbot.sources.feed", "feedbot.ops.status", "feedbot.app",
+                           "feedbot.daemon", "feedbot.prepare")) == []

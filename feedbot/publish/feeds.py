@@ -420,6 +420,13 @@ def _set_aside(store: ArticleSource, article: StoredArticle, why: str) -> None:
                     article.source_id, key, why)
 
 
+def all_written(config: Any) -> bool:
+    """Whether every file ``rebuild_all`` writes is in the feeds directory (one deleted: rebuild)."""
+    feeds_dir = Path(config.feeds_dir)
+    names = [*feed_files(item.id for item in channels(config.topics, config.chats)), XSL_NAME]
+    return all((feeds_dir / name).is_file() for name in names)
+
+
 def feed_files(topic_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
     """Every servable file name → (topic id, extension); the web server's whitelist."""
     return {f"{tid}.{ext}": (tid, ext) for tid in topic_ids for ext in FORMATS}

@@ -86,6 +86,8 @@ class Database:
         self.db.execute("PRAGMA foreign_keys = ON")
         # A poll's savepoint per item journals the pages it changes: in memory, not ~40 writes to a temp file.
         self.db.execute("PRAGMA temp_store = MEMORY")
+        # SQLite's own setting (FULL: every COMMIT is fsynced), restored after a transaction(durable=False).
+        self._synchronous = self.db.execute("PRAGMA synchronous").fetchone()[0]
         return conn
 
     def _foreign_tables(self) -> list[str]:
@@ -139,12 +141,17 @@ class Database:
                 time.sleep(0.05)
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, *, durable: bool = True) -> Iterator[None]:
         """BEGIN IMMEDIATE … COMMIT, rolled back on any error; inside another one, a SAVEPOINT.
 
         A nested block is all-or-nothing within the outer transaction (e.g. one article of a poll), and
         nothing of it is durable before the outer COMMIT. Never hold one across an ``await``: the
         connection is shared by every coroutine of the process.
+
+        ``durable=False`` is for bookkeeping that may be lost to a power cut (not to a crash: a committed
+        write survives SIGKILL either way), such as when a source was last checked: its COMMIT skips the
+        fsync, and the next durable COMMIT syncs it with its own (the WAL is replayed in order, so what
+        survives is always a prefix of the commits).
         """
         conn = self.db.conn
         if conn.in_transaction:
@@ -152,8 +159,11 @@ class Database:
                 yield
             return
         try:
+            if not durable:
+                conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
+            self._restore_synchronous(durable)
             raise StateError(f"{self.path}: cannot start a write: {_describe(exc)}") from exc
         try:
             yield
@@ -167,6 +177,13 @@ class Database:
             if isinstance(cause, sqlite3.Error):
                 raise StateError(f"{self.path}: nothing was written: {_describe(cause)}") from cause
             raise
+        finally:
+            self._restore_synchronous(durable)
+
+    def _restore_synchronous(self, durable: bool) -> None:
+        if not durable:
+            with contextlib.suppress(sqlite3.Error):  # outside a transaction only a closed connection refuses it
+                self.db.conn.execute(f"PRAGMA synchronous = {self._synchronous}")
 
     @contextmanager
     def _savepoint(self, conn: sqlite3.Connection) -> Iterator[None]:

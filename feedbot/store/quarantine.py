@@ -24,8 +24,11 @@ class QuarantineTable(Database):
     """The `quarantine` table; absent in an older file opened read-only (`status`), which reads as empty."""
 
     def _has_quarantine(self) -> bool:
-        return self._execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'quarantine'"
-                             ).fetchone() is not None
+        # Once there, the table stays (no migration drops it): asked once per connection, not once per poll.
+        if not getattr(self, "_quarantine_seen", False):
+            self._quarantine_seen = self._execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'quarantine'").fetchone() is not None
+        return self._quarantine_seen
 
     def quarantine(self, source_id: str, key: str, *, url: str | None, reason: str, stage: str,
                    now: datetime) -> int:

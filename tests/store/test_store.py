@@ -90,6 +90,21 @@ def test_failure_in_the_middle_leaves_nothing(store, monkeypatch):
         assert store.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0
 
 
+def test_a_transaction_that_need_not_be_durable_still_rolls_back_whole_and_leaves_fsync_on(store):
+    before = store.db.execute("PRAGMA synchronous").fetchone()[0]
+    store.sync_sources([("src", "feed", "https://example.org/feed.xml")])
+    now = datetime(2024, 6, 3, tzinfo=UTC)
+    with pytest.raises(RuntimeError), store.transaction(durable=False):
+        store.record_poll_ok("src", etag='"v2"', last_modified=None, checked_at=now, next_check_at=now)
+        raise RuntimeError("a bug mid-write")
+    assert store.source_state("src").etag is None  # all or nothing, as any transaction
+    assert store.db.execute("PRAGMA synchronous").fetchone()[0] == before
+    with store.transaction(durable=False):
+        store.record_poll_ok("src", etag='"v3"', last_modified=None, checked_at=now, next_check_at=now)
+    assert store.source_state("src").etag == '"v3"'
+    assert store.db.execute("PRAGMA synchronous").fetchone()[0] == before
+
+
 def test_same_article_twice_is_stored_once_and_an_edit_is_an_update(store):
     first = store.save_article(make_article(), verdict("carbon-market"), {"carbon-market": ["telegram:@cm"]})
     repeat = store.save_article(make_article(), verdict("carbon-market"), {"carbon-market": ["telegram:@cm"]})
