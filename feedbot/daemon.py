@@ -152,7 +152,8 @@ class Daemon(BackgroundLoops):
             self.feeds_dirty.set()
             self.index_dirty.set()
             self.kick.set()
-        self.notifier.status(self.status_line())
+        if self.notifier.enabled:  # the line counts the outbox (a query): only when systemd listens
+            self.notifier.status(self.status_line())
 
     async def rebuild_feeds(self, *, force: bool = False, since_recorded: bool = False) -> int:
         """Rewrite the feed files whose content changed, in a worker thread (polls and the watchdog go on);
@@ -211,7 +212,8 @@ class Daemon(BackgroundLoops):
             if stats.rate_limited:
                 self.metrics.rate_limited.inc(stats.rate_limited)
         self._pending_seen = None  # the drain changed the outbox: count it again now
-        self.notifier.status(self.status_line())
+        if self.notifier.enabled:
+            self.notifier.status(self.status_line())
 
     def pending(self) -> int | str:
         """Messages waiting in the outbox ("?" while the database cannot be read)."""

@@ -14,6 +14,7 @@ are told apart and quarantined while the others go on.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import pickle
@@ -200,6 +201,7 @@ def _init_worker(topics: Mapping[str, TopicRules], daemon_pid: int) -> None:
     global _TOPICS
     _TOPICS = topics
     prepare_all([_WARM_UP], topics, datetime.now(UTC))
+    gc.freeze()  # the rules, tables and modules live as long as the worker: the collector stops scanning them
     # Ctrl-C in a terminal reaches the whole process group: the daemon stops its workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with, args=(daemon_pid,), name="feedbot-daemon-watch", daemon=True).start()

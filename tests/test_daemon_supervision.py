@@ -42,7 +42,8 @@ async def test_a_failing_feed_rebuild_is_unhealthy_counted_retried_and_recovers(
                 await wait_until(lambda: (config.feeds_dir / "all.atom").exists())
                 # The first poll's rebuild is done: no rebuild thread writes while the directory goes.
                 await wait_until(lambda: daemon.first_polls_done.is_set()
-                                 and daemon._feeds_token == daemon.store.last_change())
+                                 and daemon._feeds_token == f"{daemon.store.last_change()}|"
+                                                            f"{daemon.app.feeds_fingerprint()}")
                 # A file where the feeds directory should be: every rebuild fails until it is removed.
                 shutil.rmtree(config.feeds_dir)
                 config.feeds_dir.write_text("not a directory")

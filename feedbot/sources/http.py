@@ -228,7 +228,6 @@ class Fetcher:
         session = self._open()
         proxy = self._proxies.for_url(target) if self._proxies else None
         timeout = self.config.timeout
-        where = shown(current)
         self.stats.requests += 1
         try:
             if proxy is None:
@@ -240,14 +239,15 @@ class Fetcher:
                 response = await session.get(target, headers=headers, allow_redirects=False, proxy=proxy[0],
                                              proxy_headers=proxy[1])
         except aiohttp.ConnectionTimeoutError as exc:
-            raise FetchError(f"timed out after {timeout:g}s connecting to {where}", url=url) from exc
+            raise FetchError(f"timed out after {timeout:g}s connecting to {shown(current)}", url=url) from exc
         except aiohttp.ServerTimeoutError as exc:
-            raise FetchError(f"timed out after {timeout:g}s waiting for an answer from {where}", url=url) from exc
+            raise FetchError(f"timed out after {timeout:g}s waiting for an answer from {shown(current)}",
+                             url=url) from exc
         except aiohttp.ClientConnectorError as exc:
             reason = exc.strerror or str(exc.os_error) or type(exc).__name__
-            raise FetchError(f"cannot connect to {where}: {reason}", url=url) from exc
+            raise FetchError(f"cannot connect to {shown(current)}: {reason}", url=url) from exc
         except (aiohttp.ClientError, ValueError) as exc:
-            raise FetchError(f"request to {where} failed: {exc or type(exc).__name__}", url=url) from exc
+            raise FetchError(f"request to {shown(current)} failed: {exc or type(exc).__name__}", url=url) from exc
         try:
             outcome = await self._handle(url, current, response, limit)
         except BaseException:
