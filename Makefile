@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint demo bench drill clean
+.PHONY: run test lint demo bench schema drill clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
+
+schema: $(STAMP)  # after adding a migration: the script a new state file is created from
+	$(BIN)/python -m feedbot.store.schema
 
 drill: $(STAMP)
 	$(BIN)/python -m pytest -m drill $(PYTEST_ARGS)

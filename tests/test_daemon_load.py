@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from datetime import UTC, datetime, timedelta
 
 import feedparser
@@ -72,19 +73,41 @@ async def test_the_status_line_after_each_poll_does_not_count_the_outbox_each_ti
     from feedbot.pipeline import PollReport
 
     config = feeds_config(tmp_path / "state")
-    daemon = Daemon(config, {})
+    systemd = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)  # what `systemctl status` would show
+    systemd.bind(str(tmp_path / "notify.sock"))
+    systemd.settimeout(2)
+    daemon = Daemon(config, {"NOTIFY_SOCKET": str(tmp_path / "notify.sock")})
     await daemon.open(web=False)
     statements: list[str] = []
     try:
         daemon.store.db.conn.set_trace_callback(statements.append)
+        sent = []
         for n in range(200):
             daemon._account(PollReport(f"s{n % 20}", "failed" if n % 20 == 3 else "not_modified", error="x"))
+            sent.append(systemd.recv(4096))  # one STATUS= per poll
         daemon.store.db.conn.set_trace_callback(None)
         counts = [s for s in statements if "FROM deliveries" in s]
         assert len(counts) == 1  # 200 polls in well under 5 s: one count of the outbox, not 200
-        line = daemon.status_line()
-        assert line.startswith("polled 20 source(s) 200 time(s)") and line.endswith("; failing: s3")
+        last = sent[-1]
+        assert last.startswith(b"STATUS=polled 20 source(s) 200 time(s)") and last.endswith(b"; failing: s3")
         daemon._account(PollReport("s3", "ok"))
         assert "failing" not in daemon.status_line()
+    finally:
+        await daemon.close()
+        systemd.close()
+
+
+async def test_without_systemd_listening_a_poll_builds_no_status_line(tmp_path):
+    from feedbot.pipeline import PollReport
+
+    daemon = Daemon(feeds_config(tmp_path / "state"), {})  # `feedbot once`, or run outside systemd
+    await daemon.open(web=False)
+    statements: list[str] = []
+    try:
+        daemon.store.db.conn.set_trace_callback(statements.append)
+        for n in range(20):
+            daemon._account(PollReport(f"s{n}", "not_modified"))
+        daemon.store.db.conn.set_trace_callback(None)
+        assert [s for s in statements if "FROM deliveries" in s] == []
     finally:
         await daemon.close()

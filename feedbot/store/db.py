@@ -98,13 +98,17 @@ class Database:
         # A racing process may have just migrated the file: its tables are ours, not foreign.
         return [] if set(names) & FEEDBOT_TABLES else names
 
+    def _empty(self) -> bool:
+        return self.db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0
+
     def schema_version(self) -> int:
         """The schema version recorded in the file (0 for a new file)."""
         return self._execute("PRAGMA user_version").fetchone()[0]
 
-    def migrate(self) -> int:
+    def migrate(self, *, replay: bool = False) -> int:
         """Apply the forward migrations this file lacks; returns the resulting version.
 
+        A new, empty file gets the current schema in one step (feedbot.store.schema), unless ``replay``.
         Each step re-reads the version inside its BEGIN IMMEDIATE transaction, so two processes starting
         on a fresh file never both apply one (the state-dir lock already keeps them apart; this holds
         even without it).
@@ -116,6 +120,12 @@ class Database:
                 version = self.schema_version()
                 if version >= SCHEMA_VERSION:
                     return version
+                if version == 0 and not replay and self._empty():
+                    from feedbot.store.schema import create_current
+
+                    if create_current(self.db.conn):
+                        self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                        continue
                 import sqlite_utils
 
                 MIGRATIONS[version](sqlite_utils.Database(self.db.conn, recursive_triggers=False))  # already on
