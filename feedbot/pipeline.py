@@ -19,7 +19,7 @@ from feedbot.settings.config import SourceConfig
 from feedbot.settings.secrets import redact
 from feedbot.settings.topics import TopicRules
 from feedbot.sources import Source
-from feedbot.sources.edge import clean_text
+from feedbot.sources.edge import clean_entry, clean_text
 from feedbot.sources.schedule import next_check_failed, next_check_ok
 from feedbot.store import Store
 from feedbot.store.sources import MAX_POST_FAILURES
@@ -94,22 +94,26 @@ async def poll_source(source: Source, config: SourceConfig, store: Store, topics
         log.exception("%s: unexpected error while polling", config.id)
         return record_failure(store, config, f"internal error: {type(exc).__name__}: {exc}", failures, now, rng)
 
-    work: list[tuple[Entry, str]] = []
-    held_back = 0
-    for entry in result.entries:
-        key = clean_text(entry.key).strip()
-        if key in waiting:
+    work: list[Entry] = []
+    held_back = unclean = 0
+    for raw in result.entries:
+        if clean_text(raw.key).strip() in waiting:
             held_back += 1
-        else:
-            work.append((entry, key))
+            continue
+        try:
+            # Validated at the edge, here: cheap next to what the workers do, and it keeps their core free.
+            work.append(clean_entry(raw, now))
+        except Exception as exc:  # one bad item must not stop the source: set it aside with its reason
+            unclean += 1
+            quarantine_item(store, config.id, raw, exc, now)
     # The CPU-heavy part runs off the loop once per poll (not per item: a hop costs more than a small item):
     # in a worker process when the App has a Preparer, else in a thread. The loop stays responsive.
-    entries = [e for e, _ in work]
     if preparer is not None:
-        prepared = await preparer.run(entries, now)
+        prepared = await preparer.run(work, now)
     else:
-        prepared = await asyncio.to_thread(prepare_all, entries, topics, now) if entries else []
-    new = updated = queued = quarantined = 0
+        prepared = await asyncio.to_thread(prepare_all, work, topics, now, cleaned=True) if work else []
+    new = updated = queued = 0
+    quarantined = unclean
     next_check = next_check_ok(now, config.interval, rng)
     # One transaction per poll, without an await inside (the connection is shared by every coroutine).
     # A poll that brought no item writes bookkeeping only (when checked, the same validators): a power cut
@@ -117,7 +121,7 @@ async def poll_source(source: Source, config: SourceConfig, store: Store, topics
     with store.transaction(durable=bool(work)):
         # Read once per poll, so an item needs no statement to learn it has no retry row to clear.
         retrying = store.retry_keys(config.id) if work else set()
-        for (entry, key), outcome in zip(work, prepared, strict=True):
+        for entry, outcome in zip(work, prepared, strict=True):
             try:
                 if isinstance(outcome, Exception):
                     raise outcome
@@ -132,9 +136,9 @@ async def poll_source(source: Source, config: SourceConfig, store: Store, topics
                 quarantined += 1
                 quarantine_item(store, config.id, entry, exc, now)
                 continue
-            if key in in_quarantine:
-                store.release(config.id, key)
-                log.info("%s: item %s is no longer quarantined", config.id, key)
+            if entry.key in in_quarantine:
+                store.release(config.id, entry.key)
+                log.info("%s: item %s is no longer quarantined", config.id, entry.key)
             known.add(article.key)  # the same key twice in one index: the second is an update or a repeat
             new += saved.status == "new"
             updated += saved.status == "updated"

@@ -43,22 +43,25 @@ Outcome = Prepared | Exception
 MAX_DEATHS_PER_BATCH = 3
 
 
-def prepare(entry: Entry, topics: Mapping[str, TopicRules], now: datetime) -> tuple[Article, Classification]:
-    """Clean an entry at the edge, normalize and classify it (pure CPU work, bounded by normalize's caps)."""
+def prepare(entry: Entry, topics: Mapping[str, TopicRules], now: datetime, *,
+            cleaned: bool = False) -> tuple[Article, Classification]:
+    """Clean an entry at the edge (unless ``cleaned`` says the caller did: clean_entry), normalize and classify
+    it (pure CPU work, bounded by normalize's caps)."""
     # Imported on first use: a daemon whose workers prepare never loads the classifier in its own process.
     from feedbot.classify.scoring import classify
     from feedbot.sources.normalize import normalize
 
-    article = normalize(clean_entry(entry, now))
+    article = normalize(entry if cleaned else clean_entry(entry, now))
     return article, classify(article, topics)
 
 
-def prepare_all(entries: Sequence[Entry], topics: Mapping[str, TopicRules], now: datetime) -> list[Outcome]:
+def prepare_all(entries: Sequence[Entry], topics: Mapping[str, TopicRules], now: datetime, *,
+                cleaned: bool = False) -> list[Outcome]:
     """``prepare`` for each entry; an item that fails gives its exception instead (quarantined by the caller)."""
     out: list[Outcome] = []
     for entry in entries:
         try:
-            article, classification = prepare(entry, topics, now)
+            article, classification = prepare(entry, topics, now, cleaned=cleaned)
             out.append((article, classification, signature(article.text)))  # the story's MinHash, off the loop
         except Exception as exc:
             out.append(exc)
@@ -101,7 +104,8 @@ class Preparer:
             self._starting.add_done_callback(lambda f: f.cancelled() or f.exception())
 
     async def run(self, entries: Sequence[Entry], now: datetime) -> list[Outcome]:
-        """Prepare a poll's entries; never raises for an item (its exception is its outcome)."""
+        """Prepare a poll's entries, cleaned at the edge already (clean_entry); never raises for an item (its
+        exception is its outcome)."""
         if not entries:
             return []
         if self.workers > 0:
@@ -112,7 +116,7 @@ class Preparer:
                           type(exc).__name__, exc)
                 self.workers = 0
         if self.workers <= 0:
-            return await asyncio.to_thread(prepare_all, entries, self.topics, now)
+            return await asyncio.to_thread(prepare_all, entries, self.topics, now, cleaned=True)
         for attempt in (1, 2):
             try:
                 return await self._submit(entries, now)
@@ -252,4 +256,4 @@ def _ping() -> None:
 
 def _prepare_in_worker(entries: list[Entry], now: datetime) -> list[Outcome | _Failed]:
     assert _TOPICS is not None, "worker not initialized"
-    return [_Failed(o) if isinstance(o, Exception) else o for o in prepare_all(entries, _TOPICS, now)]
+    return [_Failed(o) if isinstance(o, Exception) else o for o in prepare_all(entries, _TOPICS, now, cleaned=True)]
