@@ -24,7 +24,7 @@ from feedbot.outbox import CONSOLE, DrainStats, digest_targets_for, targets_for
 from feedbot.outbox.targets import find_targets
 from feedbot.pipeline import PollReport, backfill, poll_source, reclassify_stored, record_failure
 from feedbot.prepare import Preparer
-from feedbot.publish import feeds
+from feedbot.publish.channels import all_written
 from feedbot.settings.config import Config, SourceConfig
 from feedbot.sources import Source, make_source
 from feedbot.store import Store
@@ -213,6 +213,8 @@ class App:
         from feedbot.publish.digestfeeds import rebuild_digest_feeds
 
         authority = self.tag_authority()
+        from feedbot.publish import feeds  # feedgen and lxml: imported when feeds are built
+
         changed = feeds.rebuild_all(self.store, self.config, authority)
         return changed + rebuild_digest_feeds(self.store, self.config, authority, self.clock())
 
@@ -243,6 +245,8 @@ class App:
                 token = f"{self._reader.last_change()}|{fingerprint}"
                 if token == skip_if:
                     return token, None
+                from feedbot.publish import feeds  # feedgen and lxml: imported when feeds are built
+
                 return token, feeds.rebuild_all(_ReadHereWriteOnLoop(self._reader, self.store, loop),
                                                 self.config, authority)
 
@@ -259,7 +263,7 @@ class App:
     def built_feeds_token(self) -> str | None:
         """The recorded token of the last rebuild, if every file it wrote is still there (else None: rebuild)."""
         token = self.store.get_meta(FEEDS_BUILT_KEY)
-        return token if token is not None and feeds.all_written(self.config) else None
+        return token if token is not None and all_written(self.config) else None
 
     def record_feeds_built(self, token: str) -> None:
         """Record the token a rebuild wrote the feeds at (a later run with the same token need not rebuild)."""
@@ -273,6 +277,8 @@ class App:
         """
         authority = self.store.get_meta(TAG_AUTHORITY_KEY)
         if authority is None:
+            from feedbot.publish import feeds
+
             authority = (feeds.published_tag_authority(self.config.feeds_dir)
                          or feeds.tag_authority_of(self.config.web.base_url))
             self.store.set_meta(TAG_AUTHORITY_KEY, authority)

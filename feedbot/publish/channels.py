@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 from feedbot.errors import ConfigError
 from feedbot.model import ALL_CHANNEL
@@ -13,6 +14,7 @@ ALL = ALL_CHANNEL
 ALL_NAME = "全部频道"
 SITE_NAME = "feedbot"
 FEED_FORMATS = ("xml", "atom", "json")  # file extensions: RSS 2.0, Atom 1.0, JSON Feed 1.1
+XSL_NAME = "feed.xsl"  # the stylesheet beside the feeds: a feed opened in a browser reads as a page
 
 
 class TopicLike(Protocol):
@@ -79,3 +81,15 @@ def channel(topic_id: str, topics: Mapping[str, TopicLike], chats: Mapping[str, 
         if item.id == topic_id:
             return item
     raise KeyError(topic_id)
+
+
+def channel_files(topic_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """Every feed file name of these channels → (topic id, extension)."""
+    return {f"{tid}.{ext}": (tid, ext) for tid in topic_ids for ext in FEED_FORMATS}
+
+
+def all_written(config: Any) -> bool:
+    """Whether every file a feed rebuild writes is in the feeds directory (one deleted: rebuild)."""
+    feeds_dir = Path(config.feeds_dir)
+    names = [*channel_files(item.id for item in channels(config.topics, config.chats)), XSL_NAME]
+    return all((feeds_dir / name).is_file() for name in names)

@@ -22,14 +22,23 @@ from feedbot import PROJECT_URL, __version__
 from feedbot.clock import SHANGHAI, in_shanghai, utcnow
 from feedbot.errors import PublishError
 from feedbot.model import StoredArticle
-from feedbot.publish.channels import ALL, SITE_NAME, Channel, TopicLike, channel, channels, feed_url
+from feedbot.publish.channels import (
+    ALL,
+    SITE_NAME,
+    XSL_NAME,
+    Channel,
+    TopicLike,
+    channel,
+    channel_files,
+    channels,
+    feed_url,
+)
 from feedbot.sources.edge import clean_text, clean_url, plausible
 from feedbot.sources.normalize import sanitize_html
 
 log = logging.getLogger("feedbot.feeds")
 
 FORMATS = {"xml": "rss", "atom": "atom", "json": "json"}  # file extension → format
-XSL_NAME = "feed.xsl"
 # An empty feed still needs a fixed `updated`, or every rebuild would differ by the clock.
 EPOCH = datetime(2024, 1, 1, tzinfo=SHANGHAI)
 TAG_YEAR = 2024
@@ -420,13 +429,6 @@ def _set_aside(store: ArticleSource, article: StoredArticle, why: str) -> None:
                     article.source_id, key, why)
 
 
-def all_written(config: Any) -> bool:
-    """Whether every file ``rebuild_all`` writes is in the feeds directory (one deleted: rebuild)."""
-    feeds_dir = Path(config.feeds_dir)
-    names = [*feed_files(item.id for item in channels(config.topics, config.chats)), XSL_NAME]
-    return all((feeds_dir / name).is_file() for name in names)
-
-
 def feed_files(topic_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
     """Every servable file name → (topic id, extension); the web server's whitelist."""
-    return {f"{tid}.{ext}": (tid, ext) for tid in topic_ids for ext in FORMATS}
+    return channel_files(topic_ids)

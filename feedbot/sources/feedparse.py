@@ -11,6 +11,7 @@ dates and text do not depend on the path.
 from __future__ import annotations
 
 import calendar
+import functools
 import logging
 import re
 from collections.abc import Mapping
@@ -18,8 +19,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin
-
-from lxml import etree
 
 from feedbot.sources.charset import canonical_encoding, header_charset, sniff_charset
 from feedbot.sources.edge import entry_title, html_to_text
@@ -33,8 +32,15 @@ _URL_ATTRIBUTE = re.compile(r"""(\s(?:href|src)\s*=\s*)(["'])(.*?)\2""", re.I | 
 # Markup feedparser reads its own way (xml:base, XHTML content, namespaced edit dates); declined up front.
 # Plain substring tests (memchr speed): a false alarm only costs the slow path.
 _DECLINE = (b"xml:base", b"xhtml", b":updated", b":modified")
-_STRICT = etree.XMLParser(resolve_entities=False, huge_tree=False, no_network=True, load_dtd=False,
-                          recover=False, remove_comments=True, collect_ids=False)
+
+
+@functools.cache
+def _strict() -> Any:
+    """The strict XML parser of the version check (lxml is imported by a feed that changed only)."""
+    from lxml import etree
+
+    return etree.XMLParser(resolve_entities=False, huge_tree=False, no_network=True, load_dtd=False,
+                           recover=False, remove_comments=True, collect_ids=False)
 
 _HTML_TITLE = re.compile(rb"<title[^>]*\btype\s*=\s*[\"'](?:html|xhtml)[\"']")
 
@@ -105,8 +111,10 @@ def _xml_version(content: bytes, content_type: str | None) -> str | None:
     declared = canonical_encoding(header_charset(content_type))
     if declared and declared != (sniff_charset(content) or "utf-8"):
         return None  # feedparser follows the header, lxml the document
+    from lxml import etree
+
     try:
-        root = etree.fromstring(content, _STRICT)
+        root = etree.fromstring(content, _strict())
     except (etree.XMLSyntaxError, ValueError):
         return None
     name = etree.QName(root)
