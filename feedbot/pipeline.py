@@ -19,7 +19,7 @@ from feedbot.settings.config import SourceConfig
 from feedbot.settings.secrets import redact
 from feedbot.settings.topics import TopicRules
 from feedbot.sources import Source
-from feedbot.sources.edge import clean_entry, clean_text
+from feedbot.sources.edge import clean_entry, clean_key, clean_text
 from feedbot.sources.schedule import next_check_failed, next_check_ok
 from feedbot.store import Store
 from feedbot.store.sources import MAX_POST_FAILURES
@@ -97,7 +97,7 @@ async def poll_source(source: Source, config: SourceConfig, store: Store, topics
     work: list[Entry] = []
     held_back = unclean = 0
     for raw in result.entries:
-        if clean_text(raw.key).strip() in waiting:
+        if clean_key(raw.key) in waiting:
             held_back += 1
             continue
         try:
@@ -171,7 +171,7 @@ async def poll_source(source: Source, config: SourceConfig, store: Store, topics
 def quarantine_item(store: Store, source_id: str, entry: Entry, exc: BaseException, now: datetime,
                     stage: str = "poll") -> None:
     """Set one failed item aside with its reason, logged in one line (a traceback only the first time)."""
-    key = clean_text(entry.key).strip() or "(no key)"
+    key = clean_key(entry.key) or "(no key)"
     reason = clean_text(f"{type(exc).__name__}: {exc}")
     count = store.quarantine(source_id, key, url=clean_text(entry.url) or None, reason=reason, stage=stage,
                              now=now)

@@ -84,7 +84,7 @@ def channel(topic_id: str, topics: Mapping[str, TopicLike], chats: Mapping[str, 
 
 
 def channel_files(topic_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
-    """Every feed file name of these channels → (topic id, extension)."""
+    """Every feed file name of these channels → (topic id, extension): what a rebuild writes, what the web serves."""
     return {f"{tid}.{ext}": (tid, ext) for tid in topic_ids for ext in FEED_FORMATS}
 
 

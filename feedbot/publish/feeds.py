@@ -8,7 +8,7 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
@@ -29,7 +29,6 @@ from feedbot.publish.channels import (
     Channel,
     TopicLike,
     channel,
-    channel_files,
     channels,
     feed_url,
 )
@@ -428,7 +427,3 @@ def _set_aside(store: ArticleSource, article: StoredArticle, why: str) -> None:
         log.warning("feeds: article %d (%s %s) left out of the feeds and quarantined: %s", article.id,
                     article.source_id, key, why)
 
-
-def feed_files(topic_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
-    """Every servable file name → (topic id, extension); the web server's whitelist."""
-    return channel_files(topic_ids)

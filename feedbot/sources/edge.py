@@ -79,6 +79,11 @@ def clean_line(value: str | None, limit: int = MAX_TITLE_CHARS) -> str:
     return _SPACE.sub(" ", clean_text(value)).strip()[:limit]
 
 
+def clean_key(value: str) -> str:
+    """An item's key as stored and quarantined: cleaned text, trimmed ("" when nothing is left)."""
+    return clean_text(value).strip()
+
+
 def clean_url(value: str | None) -> str | None:
     """An http(s) URL with a host, controls and spaces inside percent-encoded; anything else is None."""
     if not value:
@@ -134,7 +139,7 @@ def clean_entry(entry: Entry, now: datetime) -> Entry:
     updated = plausible(entry.updated_at, now)
     return replace(
         entry,
-        key=clean_text(entry.key).strip()
+        key=clean_key(entry.key)
         or "sha256:" + hashlib.sha256(entry.key.encode("utf-8", "surrogatepass")).hexdigest(),
         url=clean_url(entry.url),
         title=clean_line(entry.title),

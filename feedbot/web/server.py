@@ -25,6 +25,7 @@ from aiohttp import web
 
 from feedbot.clock import format_http_date
 from feedbot.publish import feeds
+from feedbot.publish.channels import channel_files
 from feedbot.publish.digestfeeds import digest_feed_ids
 from feedbot.settings.secrets import redact
 from feedbot.web.article import render_article
@@ -80,7 +81,7 @@ class FeedFiles:
 
     def __init__(self, feeds_dir: Path, topic_ids: list[str]):
         self.feeds_dir = Path(feeds_dir)
-        self.allowed = feeds.feed_files(topic_ids)
+        self.allowed = channel_files(topic_ids)  # the whitelist: every channel's feed file names
         self._cache: dict[str, _Cached] = {}
 
     def get(self, name: str) -> _Cached | None:
