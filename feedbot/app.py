@@ -28,6 +28,7 @@ from feedbot.publish.channels import all_written
 from feedbot.settings.config import Config, SourceConfig
 from feedbot.sources import Source, make_source
 from feedbot.store import Store
+from feedbot.store.group import GroupCommit
 from feedbot.store.lock import StateDirLock
 from feedbot.workers import worker_count
 
@@ -63,6 +64,7 @@ class App:
         self._store: Store | None = None
         self._fetcher: Fetcher | None = None
         self._preparer: Preparer | None = None
+        self._committer: GroupCommit | None = None
         self._sources: dict[str, Source] | None = None
         self._publisher: Any = None  # TelegramPublisher | ConsolePublisher | None, built on first drain
         self._publisher_built = False
@@ -101,6 +103,7 @@ class App:
         if self._store is not None:
             self._store.close()
             self._store = None
+        self._committer = None
         self._lock.release()
 
     async def close(self) -> None:
@@ -137,6 +140,13 @@ class App:
                     self._lock.release()
                     raise
         return self._store
+
+    @property
+    def committer(self) -> GroupCommit:
+        """The polls' group commit on the store: polls that finish together share one COMMIT."""
+        if self._committer is None:
+            self._committer = GroupCommit(self.store)
+        return self._committer
 
     @property
     def fetcher(self) -> Fetcher:
@@ -199,7 +209,7 @@ class App:
         try:
             async with asyncio.timeout(deadline):
                 return await poll_source(self.sources[source_id], config, self.store, self.config.topics,
-                                         self.targets, preparer=self.preparer)
+                                         self.targets, preparer=self.preparer, committer=self.committer)
         except TimeoutError:
             state = self.store.source_state(config.id)
             return record_failure(self.store, config, f"poll did not finish within {deadline:.0f}s and was cut off",

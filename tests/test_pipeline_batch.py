@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import sqlite3
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from feedbot.pipeline import poll_source
 from feedbot.settings.config import parse_config
 from feedbot.sources.base import PollResult
 from feedbot.store import Store
+from feedbot.store.group import GroupCommit
 
 MARKET = ("全国碳市场第二个履约周期配额分配方案印发，重点排放单位须按时完成配额清缴。"
           "生态环境部表示，将加强碳排放数据质量监管，严厉打击数据造假，保障碳市场平稳运行。")
@@ -206,4 +208,65 @@ async def test_a_poll_that_brought_nothing_commits_without_an_fsync_and_one_with
     other = sqlite3.connect(config.db_path)
     assert other.execute("SELECT etag, last_ok_at IS NOT NULL FROM sources WHERE id = 'src'").fetchone() == ('"v1"', 1)
     other.close()
+    store.close()
+
+
+class InlinePreparer:
+    """The Preparer's contract without a process or a thread: polls reach their writes in one turn of the loop."""
+
+    def __init__(self, topics):
+        self.topics = topics
+
+    async def run(self, entries, now):
+        from feedbot.prepare import prepare_all
+
+        return prepare_all(entries, self.topics, now, cleaned=True)
+
+
+def three_sources(tmp_path):
+    sources = [{"id": sid, "kind": "feed", "url": f"http://{sid}.test/feed.xml", "interval": "10m", "backfill": "all"}
+               for sid in ("s1", "s2", "s3")]
+    config = parse_config({"state_dir": str(tmp_path / "state"), "sources": sources}, None, {})
+    store = Store(config.db_path)
+    store.sync_sources([(s.id, "feed", s.url) for s in config.sources])
+    adapters = {s.id: ListSource(tuple(Entry(source_id=s.id, key=f"{s.id}-{n}", url=f"{s.url}/{n}",
+                                             title=f"碳市场条目{s.id}{n}", body_html=f"<p>{MARKET}{s.id}{n}</p>")
+                                       for n in range(3)), etag=f'"{s.id}"') for s in config.sources}
+    return config, store, adapters
+
+
+async def poll_all(config, store, adapters, group):
+    targets = {topic: [f"console:{topic}"] for topic in config.topics}
+    preparer = InlinePreparer(config.topics)
+    return await asyncio.gather(*(
+        poll_source(adapters[s.id], s, store, config.topics, targets, now=NOW, rng=random.Random(1),
+                    preparer=preparer, committer=group) for s in config.sources), return_exceptions=True)
+
+
+async def test_polls_that_finish_together_share_one_commit_and_each_is_stored_whole(tmp_path):
+    config, store, adapters = three_sources(tmp_path)
+    group = GroupCommit(store)
+    reports = await poll_all(config, store, adapters, group)
+    assert [(r.result, r.new) for r in reports] == [("ok", 3)] * 3
+    assert (group.commits, group.writes) == (1, 3)
+    assert store.article_counts()["all"] == 9
+    assert {s.id: store.source_state(s.id).etag for s in config.sources} == {"s1": '"s1"', "s2": '"s2"', "s3": '"s3"'}
+    again = await poll_all(config, store, adapters, group)  # exactly once: the next round stores nothing new
+    assert [(r.new, r.deliveries) for r in again] == [(0, 0)] * 3
+    store.close()
+
+
+async def test_a_refused_write_in_one_poll_of_a_group_stores_none_of_the_group_and_the_next_round_all(tmp_path):
+    config, store, adapters = three_sources(tmp_path)
+    group = GroupCommit(store)
+    fail_inserts_of(config, "s2-1")
+    outcomes = await poll_all(config, store, adapters, group)
+    # One transaction: a refused write rolls all of it back (App.poll logs "poll not stored" for each).
+    assert all(isinstance(o, StateError) for o in outcomes), outcomes
+    assert store.article_counts()["all"] == 0 and store.delivery_counts() == []
+    assert all(store.source_state(s.id).etag is None for s in config.sources)
+    heal(config)
+    reports = await poll_all(config, store, adapters, group)
+    assert [(r.result, r.new) for r in reports] == [("ok", 3)] * 3
+    assert store.article_counts()["all"] == 9
     store.close()
