@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from operator import itemgetter
+from types import MappingProxyType
 from typing import NamedTuple
 
 from feedbot.classify import text as article_text
@@ -118,11 +119,17 @@ def _tally(compiled: CompiledTopics, units: list[Unit]) -> list[_TopicTally]:
 _SCORING_ROLES = frozenset((EXCLUDE, TERM, CONTEXT))
 
 
+# The tally of a topic nothing in the article matched (most topics of most articles): one, shared, never
+# written to (read-only views: a write by mistake raises instead of leaking into the next article).
+_NOTHING = _TopicTally(counts=MappingProxyType({}), weights=MappingProxyType({}),  # type: ignore[arg-type]
+                       hits=MappingProxyType({}), skipped=frozenset())  # type: ignore[arg-type]
+
+
 def _tally_topic(scoring: list[tuple[int, int, int, int, int, Phrase]], others: list[tuple[int, int, int, Phrase]],
                  units: list[Unit], starts: list[int], default_groups: frozenset[int]) -> _TopicTally:
-    tally = _TopicTally(counts={}, weights={}, hits={}, skipped=set())
     if not scoring and not others:
-        return tally  # most topics find nothing in most articles
+        return _NOTHING
+    tally = _TopicTally(counts={}, weights={}, hits={}, skipped=set())
     anchor_hits: list[tuple[int, int, int, Phrase]] = []
     required_units: set[int] = set()
     frame_hits: list[tuple[int, int, int, Phrase]] = []
@@ -291,8 +298,7 @@ def _judge(rules: TopicRules, tally: _TopicTally, units: list[Unit], roundup: bo
     if not tally.hits:
         # No evidence anywhere: every scope scores 0 and the whole article, the first candidate, wins the
         # tie; what is left to say is whether a veto applies (most topics, most articles).
-        score = _scored(rules, 0, 0.0)
-        return _Verdict(rules, round(score, 3), False, "article", 0, 0.0, _veto(rules, tally, units, roundup), ()), {}
+        return _no_hits(rules, _veto(rules, tally, units, roundup)), {}
     boost = {"title": rules.title_boost, "heading": rules.heading_boost, "body": 1.0}
     evidence = _evidence(tally.counts, tally.weights, boost)
     focus_by_unit = _unit_focus(tally, units, {} if segment_ends is None else segment_ends)
@@ -324,6 +330,23 @@ def _judge(rules: TopicRules, tally: _TopicTally, units: list[Unit], roundup: bo
     matched = vetoed is None and score > 0 and score >= rules.threshold
     verdict = _Verdict(rules, round(score, 3), matched, scope, round(strength, 3), round(focus, 3), vetoed, evidence)
     return verdict, focus_by_unit
+
+
+# The verdict on a topic without hits depends on its rules and its veto only: made once per pair. Keyed by
+# the rules' identity (hashing a TopicRules hashes every rule): the compiled rules keep them alive, and an
+# entry whose rules are gone is replaced when the id is reused (the verdict holds its rules to compare).
+_NO_HITS: dict[tuple[int, str | None], _Verdict] = {}
+
+
+def _no_hits(rules: TopicRules, vetoed: str | None) -> _Verdict:
+    key = (id(rules), vetoed)
+    verdict = _NO_HITS.get(key)
+    if verdict is None or verdict.rules is not rules:
+        if len(_NO_HITS) >= 1024:
+            _NO_HITS.clear()
+        verdict = _NO_HITS[key] = _Verdict(rules, round(_scored(rules, 0, 0.0), 3), False, "article", 0, 0.0,
+                                           vetoed, ())
+    return verdict
 
 
 def _scored(rules: TopicRules, strength: float, share: float) -> float:

@@ -13,6 +13,9 @@ from feedbot.store.db import Database, from_db, to_db
 from feedbot.store.deliveries import key_of
 from feedbot.store.migrations import CHANGE_COUNTER
 
+# json.dumps with an option builds a JSONEncoder per call; one, built once, writes every article's evidence.
+_evidence_json = json.JSONEncoder(ensure_ascii=False).encode
+
 
 class ArticlesTable(Database):
     """The `articles` and `classifications` tables (and the deliveries an article brings with it)."""
@@ -128,7 +131,7 @@ class ArticlesTable(Database):
             evidence = [[e.term, e.where, e.count, e.weight] for e in match.evidence]
             self._execute(
                 "INSERT INTO classifications(article_id, topic, score, evidence, excerpt) VALUES (?, ?, ?, ?, ?)",
-                [article_id, match.topic, match.score, json.dumps(evidence, ensure_ascii=False), match.excerpt])
+                [article_id, match.topic, match.score, _evidence_json(evidence), match.excerpt])
         return matched
 
     def reclassify(self, article_id: int, classification: Classification) -> bool:
