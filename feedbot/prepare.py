@@ -32,7 +32,7 @@ from feedbot.dedupe import signature
 from feedbot.model import Article, Classification, Entry
 from feedbot.settings.topics import TopicRules
 from feedbot.sources.edge import clean_entry
-from feedbot.workers import context, start_server
+from feedbot.workers import context, start_server, worker_nice
 
 log = logging.getLogger("feedbot.prepare")
 
@@ -169,7 +169,7 @@ class Preparer:
         # forkserver: workers fork from a clean server process that imported this module and the classifier
         # once, never from the daemon itself (forking a process with threads and an event loop is unsafe).
         pool = ProcessPoolExecutor(self.workers, mp_context=context(), initializer=_init_worker,
-                                   initargs=(self.topics, os.getpid()))
+                                   initargs=(self.topics, os.getpid(), worker_nice(self.workers)))
         try:
             for ping in [pool.submit(_ping) for _ in range(self.workers)]:  # spawns every worker here, not on the loop
                 ping.result()
@@ -201,9 +201,14 @@ _WARM_UP = Entry(source_id="warm-up", key="warm-up", url="https://example.org/wa
                  body_html="<p>全国碳排放权交易市场，ＣＣＥＲ（自愿减排）。</p>")
 
 
-def _init_worker(topics: Mapping[str, TopicRules], daemon_pid: int) -> None:
+def _init_worker(topics: Mapping[str, TopicRules], daemon_pid: int, nice: int = 0) -> None:
     global _TOPICS
     _TOPICS = topics
+    if nice:
+        try:
+            os.nice(nice)  # below the loop: workers.worker_nice
+        except OSError as exc:  # a sandbox may refuse it; the worker then runs as it is
+            log.warning("prepare worker: cannot lower its priority: %s", exc)
     prepare_all([_WARM_UP], topics, datetime.now(UTC))
     gc.freeze()  # the rules, tables and modules live as long as the worker: the collector stops scanning them
     # Ctrl-C in a terminal reaches the whole process group: the daemon stops its workers itself.

@@ -235,3 +235,22 @@ async def test_once_on_a_new_state_dir_starts_the_workers_before_it_creates_the_
     monkeypatch.setattr(Preparer, "warm_up", recording)
     assert await Daemon(config, {}).run_once() == 1  # every source failed
     assert seen and seen[0] is False
+
+
+@pytest.mark.parametrize("extra", [0, 1], ids=["a core each", "more workers than spare cores"])
+async def test_workers_run_below_the_loop_when_they_outnumber_the_spare_cores(topics, extra):
+    from feedbot.workers import WORKER_NICE, usable_cpus
+
+    workers = max(1, usable_cpus() - 1) + extra
+    if extra == 0 and usable_cpus() < 2:
+        pytest.skip("one core: every worker shares the loop's core")
+    preparer = Preparer(topics, workers=workers)
+    try:
+        assert len(await preparer.run(batch(2), NOW)) == 2
+        pids = list(preparer._pool._processes)  # the pool's worker processes
+        mine = os.getpriority(os.PRIO_PROCESS, 0)
+        niceness = {os.getpriority(os.PRIO_PROCESS, pid) - mine for pid in pids}
+    finally:
+        preparer.close()
+    assert len(pids) == workers
+    assert niceness == ({WORKER_NICE} if extra else {0})

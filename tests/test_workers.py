@@ -52,3 +52,12 @@ def test_start_server_starts_the_forkserver_without_importing_the_prepare_stage_
     assert [c for c in started["children"] if "multiprocessing.forkserver" in c], started
     assert started["prepare_imported"] is False  # the server imports it, in its own process
     assert probe(0)["children"] == []  # no workers configured: no server
+
+
+def test_workers_yield_to_the_loop_only_when_they_and_the_loop_outnumber_the_cores():
+    from feedbot.workers import WORKER_NICE, worker_nice
+
+    # (workers, cores): a core each for the loop and every worker → no change; more → the workers yield.
+    cases = {(1, 2): 0, (3, 4): 0, (4, 8): 0, (2, 2): WORKER_NICE, (4, 4): WORKER_NICE, (1, 1): WORKER_NICE,
+             (0, 1): 0}
+    assert {case: worker_nice(*case) for case in cases} == cases
