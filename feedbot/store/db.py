@@ -207,6 +207,7 @@ class Database:
                 if conn.in_transaction:
                     conn.execute(f"ROLLBACK TO {name}")
                     conn.execute(f"RELEASE {name}")
+                self.forget_caches()  # what a cache learnt inside the savepoint may be gone with it
                 raise
             conn.execute(f"RELEASE {name}")
         except sqlite3.Error as exc:

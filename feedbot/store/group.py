@@ -79,6 +79,5 @@ class GroupCommit:
                 return True, write()
         except StateError:
             raise  # the database refused: the whole group is rolled back and every caller told
-        except Exception as exc:
-            self.store.forget_caches()  # caches it updated describe rows the rollback removed
+        except Exception as exc:  # rolled back by its savepoint, which forgets the store's caches too
             return False, exc
